@@ -1,0 +1,85 @@
+-- task_claim: open a new incarnation of a task for a worker (I3) or say why not.
+--
+-- Every run, the first included, passes here. The claim is what makes every duplicate
+-- delivery harmless (kombu's visibility restore, a Celery requeue, a repeated re-publish):
+-- only a 'queued' record can be claimed, and claiming it bumps the epoch that fences every
+-- later write of the run.
+--
+-- KEYS[1] record        the task record hash
+-- KEYS[2] pending       unclaimed-task index of the queue the message came from
+-- KEYS[3] worker_tasks  the claiming worker's set of running tasks
+-- KEYS[4] workers       worker leases
+-- KEYS[5] qclaimed      highest claimed sequence per queue
+-- KEYS[6] idem          idempotency marker (ignored when the record has none and ARGV[7] is 0)
+-- ARGV[1] task_id
+-- ARGV[2] worker_id
+-- ARGV[3] queue         the queue the message was delivered from
+-- ARGV[4] adopt         a sealed envelope to adopt a plain Celery message; '' otherwise
+-- ARGV[5] adopt_name    task name of the adopted message
+-- ARGV[6] adopt_max_res max_resurrections of the adopted message
+-- ARGV[7] adopt_idem_ttl idempotency TTL of the adopted message (0: not idempotent)
+-- Returns:
+--   {1, epoch, attempt, kills, max_res, envelope, checkpoint, name, queue, dispatched_at,
+--    idem_key, idem_ttl}                   claimed
+--   {0, state, owner}                      duplicate delivery: drop it without running
+--   {-1}                                   no record and nothing to adopt
+--   {-2}                                   the worker holds no live lease: refuse to run
+--   {3, other_task_id, result|false}       another task owns the idempotency key; this one
+--                                          is recorded as its duplicate and must not run
+--@include clock
+
+local record, pending, wtasks, workers, qclaimed, idem =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local task_id, worker_id, queue = ARGV[1], ARGV[2], ARGV[3]
+local now = now_ms()
+
+-- A worker whose lease lapsed has had its tasks taken away; it must not start new work that
+-- nobody would resurrect if it died.
+local lease = redis.call('ZSCORE', workers, worker_id)
+if not lease or tonumber(lease) < now then return {-2} end
+
+local state = redis.call('HGET', record, 's')
+if not state then
+  if ARGV[4] == '' then return {-1} end
+  -- A plain Celery message (.delay()) becomes a tracked task from its pickup on.
+  redis.call('HSET', record,
+    'n', ARGV[5], 'q', queue, 'e', ARGV[4], 's', 'queued', 'ep', 0, 'a', 1, 'k', 0,
+    'mr', ARGV[6], 'dt', now, 'mq', queue, 'lg', 1)
+  if tonumber(ARGV[7]) > 0 then
+    redis.call('HSET', record, 'x', idem, 'it', ARGV[7])
+  end
+  state = 'queued'
+end
+if state ~= 'queued' then
+  return {0, state, redis.call('HGET', record, 'w') or ''}
+end
+
+local f = redis.call('HMGET', record, 'x', 'it', 'sq', 'mq')
+local idem_key, idem_ttl, seq, mq = f[1], f[2], f[3], f[4]
+if idem_key then
+  local owner = redis.call('HMGET', idem, 't', 's', 'r')
+  if owner[1] and owner[1] ~= task_id then
+    -- Same key, different task: never run the body twice (I5). This record resolves to the
+    -- owner's result instead.
+    redis.call('HSET', record, 's', 'done', 'dup', owner[1], 'te', now)
+    if owner[2] == 'd' then redis.call('HSET', record, 'r', owner[3]) end
+    redis.call('ZREM', pending, task_id)
+    return {3, owner[1], owner[2] == 'd' and owner[3] or false}
+  elseif not owner[1] then
+    redis.call('HSET', idem, 't', task_id, 's', 'r')
+  end
+end
+
+local epoch = redis.call('HINCRBY', record, 'ep', 1)
+redis.call('HSET', record, 's', 'running', 'w', worker_id, 'ts', now)
+redis.call('ZREM', pending, task_id)
+redis.call('SADD', wtasks, task_id)
+-- Broker lists are FIFO: once sequence N of a queue is claimed, every earlier message of that
+-- queue has left the list. The resurrector uses this watermark to find lost messages.
+if seq and mq == queue then
+  local claimed = tonumber(redis.call('HGET', qclaimed, queue) or 0)
+  if tonumber(seq) > claimed then redis.call('HSET', qclaimed, queue, seq) end
+end
+local r = redis.call('HMGET', record, 'a', 'k', 'mr', 'e', 'ck', 'n', 'q', 'dt')
+return {1, epoch, tonumber(r[1]), tonumber(r[2]), tonumber(r[3]), r[4], r[5] or '', r[6], r[7],
+        tonumber(r[8]), idem_key or '', tonumber(idem_ttl) or 0}

@@ -1,0 +1,48 @@
+-- task_republish: publish again the message of a queued task whose message was lost.
+--
+-- The resurrector calls it for a queued task whose broker sequence lies behind its queue's
+-- claimed watermark (the message left the list but nobody claimed it: kombu popped it and the
+-- worker died before recording it). A compare-and-set on the sequence makes replicas and
+-- repeats harmless; if the old message turns up after all, the claim drops the second copy.
+--
+-- KEYS[1] record        the task record hash
+-- KEYS[2] pending       unclaimed-task index of the task's message queue
+-- KEYS[3] qseq          last broker sequence per queue
+-- KEYS[4] queue_list    kombu's list of that queue (written only when ARGV[3] is set)
+-- KEYS[5] dlq           dead-letter index
+-- KEYS[6] idem          idempotency marker (released on dead-lettering)
+-- ARGV[1] task_id
+-- ARGV[2] seq           the sequence the caller saw; anything else means the task moved on
+-- ARGV[3] message       the kombu message; '' when the broker is another server
+-- ARGV[4] max_republish re-publications allowed before the task is dead-lettered
+-- Returns: {1, seq} republished; {2} dead-lettered (never claimed);
+--          {0} no longer waiting for a claim (its index entry is dropped)
+--@include clock
+--@include history
+
+local record, pending, qseq, list, dlq, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local task_id = ARGV[1]
+local f = redis.call('HMGET', record, 's', 'sq', 'mq')
+if f[1] ~= 'queued' or f[2] ~= ARGV[2] then
+  redis.call('ZREM', pending, task_id)
+  return {0}
+end
+
+local now = now_ms()
+local count = redis.call('HINCRBY', record, 'rp', 1)
+if count > tonumber(ARGV[4]) then
+  close_attempt(record, 'never_claimed', 'message delivered ' .. (count - 1) ..
+    ' times without a claim', now)
+  redis.call('HSET', record, 's', 'dead', 'dr', 'NeverClaimed', 'dx', '',
+    'dm', 'no worker claimed the task after ' .. (count - 1) .. ' deliveries: is its module ' ..
+    'imported by the workers (RELIER_IMPORTS) and its queue consumed?', 'tb', '', 'dd', now)
+  redis.call('ZREM', pending, task_id)
+  redis.call('ZADD', dlq, now, task_id)
+  if redis.call('HGET', idem, 't') == task_id then redis.call('DEL', idem) end
+  return {2}
+end
+local seq = redis.call('HINCRBY', qseq, f[3], 1)
+redis.call('HSET', record, 'sq', seq)
+redis.call('ZADD', pending, seq, task_id)
+if ARGV[3] ~= '' then redis.call('LPUSH', list, ARGV[3]) end
+return {1, seq}

@@ -1,0 +1,60 @@
+-- task_requeue: take a running task away from its worker and queue it again, or dead-letter
+-- it when it has died too often.
+--
+-- Used by the resurrector (the worker's lease expired), by a worker's parent process (a pool
+-- child died under the task) and by drain (hand-off at the shutdown deadline). It is a
+-- compare-and-set on the owner, so replicas and repeated calls are harmless: only the first
+-- call for an incarnation acts. The broker message is pushed in the same step, so a crash of
+-- the caller can never leave the task neither running nor queued.
+--
+-- KEYS[1] record        the task record hash
+-- KEYS[2] worker_tasks  the old owner's set of running tasks
+-- KEYS[3] pending       unclaimed-task index of the target queue
+-- KEYS[4] qseq          last broker sequence per queue
+-- KEYS[5] queue_list    kombu's list of the target queue (written only when ARGV[6] is set)
+-- KEYS[6] dlq           dead-letter index
+-- KEYS[7] idem          idempotency marker (released on dead-lettering)
+-- ARGV[1] task_id
+-- ARGV[2] owner         the worker id that must still own the task
+-- ARGV[3] kind          killed | lease_expired | handoff (hand-offs do not count as deaths)
+-- ARGV[4] cause         what happened, for the history (signal, exit code, lease expiry)
+-- ARGV[5] queue         the target queue (re-queue)
+-- ARGV[6] message       the kombu message; '' when the broker is another server
+-- Returns: {1, seq} re-queued; {2} dead-lettered (max_resurrections_exceeded);
+--          {0} the owner no longer holds the task (nothing written)
+--@include clock
+--@include history
+
+local record, wtasks, pending, qseq, list, dlq, idem =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local task_id, owner, kind, queue = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+local f = redis.call('HMGET', record, 's', 'w', 'k', 'mr')
+if f[1] ~= 'running' or f[2] ~= owner then
+  redis.call('SREM', wtasks, task_id)
+  return {0}
+end
+
+local now = now_ms()
+close_attempt(record, kind, ARGV[4], now)
+redis.call('SREM', wtasks, task_id)
+redis.call('HDEL', record, 'w')
+local kills = tonumber(f[3])
+if kind ~= 'handoff' then
+  kills = redis.call('HINCRBY', record, 'k', 1)
+end
+if kills > tonumber(f[4]) then
+  redis.call('HSET', record, 's', 'dead', 'dr', 'max_resurrections_exceeded',
+    'dx', 'relier.core.exceptions.MaxResurrectionsExceededError',
+    'dm', 'lost its worker ' .. kills .. ' times (max_resurrections=' .. f[4] .. ')',
+    'tb', '', 'dd', now)
+  redis.call('ZADD', dlq, now, task_id)
+  if redis.call('HGET', idem, 't') == task_id then redis.call('DEL', idem) end
+  return {2}
+end
+
+local seq = redis.call('HINCRBY', qseq, queue, 1)
+redis.call('HINCRBY', record, 'a', 1)
+redis.call('HSET', record, 's', 'queued', 'sq', seq, 'mq', queue)
+redis.call('ZADD', pending, seq, task_id)
+if ARGV[6] ~= '' then redis.call('LPUSH', list, ARGV[6]) end
+return {1, seq}

@@ -1,0 +1,395 @@
+"""Typed calls of the Lua scripts: callers pass names, never positional KEYS/ARGV.
+
+Each builder returns a :class:`~relier.core.scripts.Call` that runs on a sync client
+(``scripts(client).run(call)``) or an asyncio one (``await async_scripts(client).run(call)``),
+so the same protocol serves ``push`` and ``apush``, workers and the resurrector.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from relier.core.keys import Keys
+from relier.core.scripts import Call
+
+__all__ = [
+    "AdmissionScope",
+    "ClaimReply",
+    "DispatchReply",
+    "LockReply",
+    "Ops",
+    "RenewReply",
+    "ScanReply",
+    "TransitionReply",
+]
+
+
+class AdmissionScope(msgspec.Struct, frozen=True):
+    """One admission limit: at most ``limit`` calls in any ``window_ms`` for ``key``."""
+
+    key: str
+    limit: int
+    window_ms: int
+    name: str = "global"
+
+
+class DispatchReply(msgspec.Struct, frozen=True):
+    """What ``task_dispatch`` decided."""
+
+    kind: Literal["accepted", "duplicate", "rejected"]
+    seq: int = 0
+    task_id: str = ""
+    state: str = ""
+    result: bytes | None = None
+    retry_after_ms: int = 0
+    scope_position: int = 0
+
+
+class ClaimReply(msgspec.Struct, frozen=True):
+    """What ``task_claim`` decided, and the record of a claimed task."""
+
+    kind: Literal["claimed", "duplicate", "missing", "no_lease", "idempotent_duplicate"]
+    epoch: int = 0
+    attempt: int = 0
+    kills: int = 0
+    max_resurrections: int = 0
+    envelope: bytes = b""
+    checkpoint: bytes = b""
+    task_name: str = ""
+    queue: str = ""
+    dispatched_at: int = 0
+    idem_key: str = ""
+    idem_ttl: int = 0
+    state: str = ""
+    owner: str = ""
+    other_task_id: str = ""
+    result: bytes | None = None
+
+
+class TransitionReply(msgspec.Struct, frozen=True):
+    """Outcome of a requeue, republish or release: ``done`` acted, ``dead`` dead-lettered."""
+
+    kind: Literal["done", "dead", "skipped"]
+    seq: int = 0
+
+
+class RenewReply(msgspec.Struct, frozen=True):
+    """Outcome of a lease renewal."""
+
+    lost: bool
+    running: int = 0
+    drain: str = ""
+
+
+class ScanReply(msgspec.Struct, frozen=True):
+    """Due members of a deadline index and the Redis clock."""
+
+    now_ms: int
+    next_deadline_ms: int
+    due: list[str]
+
+
+class LockReply(msgspec.Struct, frozen=True):
+    """Outcome of ``lock_acquire``."""
+
+    kind: Literal["acquired", "held", "committed"]
+    result: bytes | None = None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _parse_dispatch(reply: list[Any]) -> DispatchReply:
+    code = reply[0]
+    if code == 1:
+        return DispatchReply("accepted", seq=reply[1])
+    if code == 2:
+        return DispatchReply(
+            "duplicate", task_id=_text(reply[1]), state=_text(reply[2]), result=reply[3]
+        )
+    return DispatchReply("rejected", retry_after_ms=int(reply[1]), scope_position=reply[2])
+
+
+def _parse_claim(reply: list[Any]) -> ClaimReply:
+    code = reply[0]
+    if code == 1:
+        return ClaimReply(
+            "claimed", epoch=reply[1], attempt=reply[2], kills=reply[3],
+            max_resurrections=reply[4], envelope=reply[5], checkpoint=reply[6],
+            task_name=_text(reply[7]), queue=_text(reply[8]), dispatched_at=reply[9],
+            idem_key=_text(reply[10]), idem_ttl=reply[11],
+        )
+    if code == 0:
+        return ClaimReply("duplicate", state=_text(reply[1]), owner=_text(reply[2]))
+    if code == -1:
+        return ClaimReply("missing")
+    if code == -2:
+        return ClaimReply("no_lease")
+    return ClaimReply("idempotent_duplicate", other_task_id=_text(reply[1]), result=reply[2])
+
+
+def _parse_transition(reply: list[Any]) -> TransitionReply:
+    if reply[0] == 1:
+        return TransitionReply("done", seq=reply[1])
+    return TransitionReply("dead" if reply[0] == 2 else "skipped")
+
+
+def _parse_flag(reply: Any) -> bool:
+    return bool(reply)
+
+
+def _parse_renew(reply: list[Any]) -> RenewReply:
+    if reply[0] == 0:
+        return RenewReply(lost=True)
+    return RenewReply(lost=False, running=reply[1], drain=_text(reply[2]))
+
+
+def _parse_scan(reply: list[Any]) -> ScanReply:
+    return ScanReply(int(reply[0]), int(reply[1]), [_text(m) for m in reply[2:]])
+
+
+def _parse_lock(reply: list[Any]) -> LockReply:
+    return LockReply(("acquired", "held", "committed")[reply[0]],
+                     reply[1] if reply[0] == 2 else None)
+
+
+def _parse_admit(reply: list[Any]) -> tuple[int, int]:
+    return int(reply[0]), int(reply[1])
+
+
+def _parse_int(reply: Any) -> int:
+    return int(reply)
+
+
+def _scope_args(scopes: tuple[AdmissionScope, ...]) -> list[int]:
+    args: list[int] = [len(scopes)]
+    for scope in scopes:
+        args += [scope.limit, scope.window_ms]
+    return args
+
+
+class Ops:
+    """Builders of every script call, over one key layout."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+
+    # -- dispatch and execution ----------------------------------------------------------------
+    def dispatch(
+        self,
+        *,
+        task_id: str,
+        task_name: str,
+        queue: str,
+        envelope: bytes,
+        max_resurrections: int,
+        message: bytes = b"",
+        idem_key: str = "",
+        idem_ttl: int = 0,
+        admission: tuple[AdmissionScope, ...] = (),
+    ) -> Call[DispatchReply]:
+        """Dedup, admit, record and publish a new task (``task_dispatch``)."""
+        k = self.keys
+        return Call(
+            "task_dispatch",
+            [k.task(task_id), k.pending(queue), k.queue_seq, k.broker_list(queue),
+             idem_key or k.task(task_id), *(s.key for s in admission)],
+            [task_id, task_name, queue, envelope, max_resurrections, idem_ttl if idem_key else 0,
+             message, *_scope_args(admission)],
+            _parse_dispatch,
+        )
+
+    def claim(
+        self,
+        *,
+        task_id: str,
+        worker_id: str,
+        queue: str,
+        idem_key: str = "",
+        adopt: bytes = b"",
+        adopt_name: str = "",
+        adopt_max_resurrections: int = 0,
+        adopt_idem_ttl: int = 0,
+    ) -> Call[ClaimReply]:
+        """Open a new epoch of a queued task for a worker (``task_claim``)."""
+        k = self.keys
+        return Call(
+            "task_claim",
+            [k.task(task_id), k.pending(queue), k.worker_tasks(worker_id), k.workers,
+             k.queue_claimed, idem_key or k.task(task_id)],
+            [task_id, worker_id, queue, adopt, adopt_name, adopt_max_resurrections,
+             adopt_idem_ttl],
+            _parse_claim,
+        )
+
+    def complete(
+        self,
+        *,
+        task_id: str,
+        worker_id: str,
+        epoch: int,
+        result: bytes,
+        result_ttl: int,
+        idem_key: str = "",
+        idem_ttl: int = 0,
+    ) -> Call[bool]:
+        """Commit a result, fenced on ``epoch`` (``task_complete``); False when fenced."""
+        k = self.keys
+        return Call(
+            "task_complete",
+            [k.task(task_id), k.worker_tasks(worker_id), idem_key or k.task(task_id)],
+            [task_id, epoch, result, result_ttl, idem_ttl if idem_key else 0],
+            _parse_flag,
+        )
+
+    def fail(
+        self,
+        *,
+        task_id: str,
+        worker_id: str,
+        epoch: int,
+        reason: str,
+        exc_type: str = "",
+        message: str = "",
+        traceback: str = "",
+        outcome: str = "failed",
+        raw: bytes = b"",
+        task_name: str = "",
+        queue: str = "",
+        idem_key: str = "",
+    ) -> Call[bool]:
+        """Dead-letter a run fenced on ``epoch``, or an unclaimed message with epoch 0."""
+        k = self.keys
+        return Call(
+            "task_fail",
+            [k.task(task_id), k.worker_tasks(worker_id), k.dlq, idem_key or k.task(task_id)],
+            [task_id, epoch, reason, exc_type, message, traceback, outcome, raw, task_name,
+             queue],
+            _parse_flag,
+        )
+
+    def checkpoint(self, *, task_id: str, epoch: int, data: bytes) -> Call[bool]:
+        """Store a checkpoint fenced on ``epoch``; False when fenced."""
+        return Call("task_checkpoint", [self.keys.task(task_id)], [epoch, data], _parse_flag)
+
+    # -- recovery ------------------------------------------------------------------------------
+    def requeue(
+        self,
+        *,
+        task_id: str,
+        owner: str,
+        kind: Literal["killed", "lease_expired", "handoff"],
+        cause: str,
+        queue: str,
+        message: bytes = b"",
+        idem_key: str = "",
+    ) -> Call[TransitionReply]:
+        """Take a running task from ``owner`` and queue it again, or dead-letter it."""
+        k = self.keys
+        return Call(
+            "task_requeue",
+            [k.task(task_id), k.worker_tasks(owner), k.pending(queue), k.queue_seq,
+             k.broker_list(queue),
+             k.dlq, idem_key or k.task(task_id)],
+            [task_id, owner, kind, cause, queue, message],
+            _parse_transition,
+        )
+
+    def republish(
+        self,
+        *,
+        task_id: str,
+        queue: str,
+        seq: int,
+        message: bytes,
+        max_republish: int,
+        idem_key: str = "",
+    ) -> Call[TransitionReply]:
+        """Publish again the lost message of a queued task (compare-and-set on ``seq``)."""
+        k = self.keys
+        return Call(
+            "task_republish",
+            [k.task(task_id), k.pending(queue), k.queue_seq, k.broker_list(queue), k.dlq,
+             idem_key or k.task(task_id)],
+            [task_id, seq, message, max_republish],
+            _parse_transition,
+        )
+
+    def release(
+        self, *, task_id: str, queue: str, message: bytes, idem_key: str = ""
+    ) -> Call[TransitionReply]:
+        """Send a dead-lettered task back to its queue."""
+        k = self.keys
+        return Call(
+            "dlq_release",
+            [k.task(task_id), k.dlq, k.pending(queue), k.queue_seq, k.broker_list(queue),
+             idem_key or k.task(task_id)],
+            [task_id, message],
+            _parse_transition,
+        )
+
+    def purge(self, *, task_id: str, idem_key: str = "") -> Call[bool]:
+        """Delete one dead-lettered task."""
+        k = self.keys
+        return Call(
+            "dlq_purge", [k.task(task_id), k.dlq, idem_key or k.task(task_id)], [task_id],
+            _parse_flag,
+        )
+
+    def scan_due(self, index: str, limit: int) -> Call[ScanReply]:
+        """Members of a deadline index whose deadline passed, on the Redis clock."""
+        return Call("scan_due", [index], [limit], _parse_scan)
+
+    # -- workers -------------------------------------------------------------------------------
+    def register_worker(
+        self, *, worker_id: str, ttl_ms: int, facts: dict[str, str]
+    ) -> Call[int]:
+        """Give a worker its lease and record its facts; returns the deadline."""
+        flat: list[str] = [item for pair in facts.items() for item in pair]
+        return Call(
+            "worker_register", [self.keys.workers, self.keys.worker(worker_id)],
+            [worker_id, ttl_ms, *flat], _parse_int,
+        )
+
+    def renew_worker(self, *, worker_id: str, ttl_ms: int) -> Call[RenewReply]:
+        """Extend a worker's lease (one call per interval, whatever it runs)."""
+        k = self.keys
+        return Call(
+            "worker_renew", [k.workers, k.worker(worker_id), k.worker_tasks(worker_id)],
+            [worker_id, ttl_ms], _parse_renew,
+        )
+
+    def reap_worker(self, *, worker_id: str, force: bool = False) -> Call[bool]:
+        """Forget a gone worker that owns no task any more."""
+        k = self.keys
+        return Call(
+            "worker_reap", [k.workers, k.worker(worker_id), k.worker_tasks(worker_id)],
+            [worker_id, 1 if force else 0], _parse_flag,
+        )
+
+    # -- idempotency_lock ------------------------------------------------------------------------
+    def lock_acquire(self, *, key: str, token: str, ttl_ms: int) -> Call[LockReply]:
+        """Enter an idempotency_lock block."""
+        return Call("lock_acquire", [self.keys.lock(key)], [token, ttl_ms], _parse_lock)
+
+    def lock_renew(self, *, key: str, token: str, ttl_ms: int) -> Call[bool]:
+        """Extend a held idempotency_lock."""
+        return Call("lock_renew", [self.keys.lock(key)], [token, ttl_ms], _parse_flag)
+
+    def lock_commit(self, *, key: str, token: str, result: bytes, ttl_s: int) -> Call[bool]:
+        """Commit the result of an idempotency_lock block."""
+        return Call("lock_commit", [self.keys.lock(key)], [token, result, ttl_s], _parse_flag)
+
+    def lock_release(self, *, key: str, token: str) -> Call[bool]:
+        """Release an idempotency_lock after the block raised."""
+        return Call("lock_release", [self.keys.lock(key)], [token], _parse_flag)
+
+    # -- admission alone -------------------------------------------------------------------------
+    def admit(self, *, member: str, scopes: tuple[AdmissionScope, ...]) -> Call[tuple[int, int]]:
+        """Check admission without dispatching: ``(retry_after_ms, scope_position)``."""
+        return Call(
+            "admit", [s.key for s in scopes], [member, *_scope_args(scopes)], _parse_admit
+        )

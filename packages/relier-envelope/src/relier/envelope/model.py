@@ -1,0 +1,110 @@
+"""The envelope: what a task message carries, as a msgspec struct with a compact JSON form."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import msgspec
+
+__all__ = ["Envelope", "Headers", "check_arguments"]
+
+
+class Headers(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True):
+    """Facts about a dispatch that are not arguments.
+
+    Attributes:
+        enqueued_at: Unix time of the dispatch, in seconds.
+        producer: ``host:pid`` of the dispatching process.
+        trace: W3C trace context (``traceparent``, ``tracestate``) of the dispatching span, so
+            the task's span becomes its child.
+    """
+
+    enqueued_at: float = 0.0
+    producer: str = ""
+    trace: dict[str, str] = {}
+
+
+class Envelope(msgspec.Struct, array_like=True, frozen=True):
+    """One task invocation.
+
+    Encoded as a JSON array (``array_like``): field names are not repeated in every message,
+    and any process (or ``redis-cli``) can still read it.
+
+    Attributes:
+        task: Registered task name.
+        id: Task id, stable across every attempt.
+        version: Schema version of this task's arguments (see :mod:`relier.envelope.migrations`).
+        args: Positional arguments.
+        kwargs: Keyword arguments.
+        headers: Dispatch facts.
+    """
+
+    task: str
+    id: str
+    version: int
+    args: list[Any]
+    kwargs: dict[str, Any]
+    headers: Headers = Headers()
+
+    @classmethod
+    def new(
+        cls,
+        task: str,
+        task_id: str,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any],
+        *,
+        version: int = 1,
+        producer: str = "",
+        trace: dict[str, str] | None = None,
+    ) -> Envelope:
+        """Build an envelope stamped with the current time, after checking the arguments."""
+        check_arguments(task, args, kwargs)
+        return cls(
+            task, task_id, version, list(args), dict(kwargs),
+            Headers(time.time(), producer, trace or {}),
+        )
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def check_arguments(task: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> None:
+    """Refuse arguments that would not arrive as the same values.
+
+    JSON would turn a ``datetime`` into a string and a ``set`` into a list without a word; the
+    task would then run with different types than it was called with. Better to say so at
+    dispatch, naming the argument.
+
+    Raises:
+        TypeError: an argument (or something inside it) is not a JSON value.
+    """
+    for i, value in enumerate(args):
+        _check(value, f"{task}: positional argument {i}")
+    for name, value in kwargs.items():
+        _check(value, f"{task}: argument {name!r}")
+
+
+def _check(value: Any, where: str) -> None:
+    if isinstance(value, _SCALARS):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TypeError(f"{where} is {value}, which JSON cannot carry; pass None or a string")
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{where} has a key of type {type(key).__name__}; JSON objects take str keys"
+                )
+            _check(item, f"{where}[{key!r}]")
+        return
+    raise TypeError(
+        f"{where} is a {type(value).__name__}, which would not arrive as the same type. Pass "
+        "JSON values (str, int, float, bool, None, list, dict), e.g. dt.isoformat() or str(uuid)."
+    )

@@ -1,0 +1,37 @@
+"""Relier: the reliability layer for Celery on Redis.
+
+``relier`` is a namespace shared by several distributions (``relier-core``, ``relier-envelope``,
+...). This file belongs to the ``relier`` meta-package alone. It only extends the package path
+so that sibling portions installed elsewhere (editable checkouts) are found, and re-exports the
+everyday names lazily, so that ``import relier.core.keys`` never imports Celery.
+"""
+
+from __future__ import annotations
+
+import pkgutil
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__path__ = pkgutil.extend_path(__path__, __name__)
+
+if TYPE_CHECKING:
+    from relier.core.exceptions import AdmissionRejectedError
+
+__all__ = ["AdmissionRejectedError"]
+
+_LAZY = {
+    "AdmissionRejectedError": "relier.core.exceptions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'relier' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

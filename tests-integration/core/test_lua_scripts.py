@@ -1,0 +1,334 @@
+"""Each Lua script against a real Redis: the atomic protocol of the task ledger."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+
+from relier.core import Keys, Ops, scripts
+from relier.core.ops import AdmissionScope
+
+K = Keys()
+OPS = Ops(K)
+
+
+@pytest.fixture
+def r(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url)
+
+
+def dispatch(r: redis.Redis, task_id: str = "t1", **kw: object):  # type: ignore[no-untyped-def]
+    args = {"task_name": "app.job", "queue": "default", "envelope": b"ENV",
+            "max_resurrections": 2, "message": b"MSG:" + task_id.encode()}
+    args.update(kw)
+    return scripts(r).run(OPS.dispatch(task_id=task_id, **args))  # type: ignore[arg-type]
+
+
+def register(r: redis.Redis, wid: str = "w1", ttl_ms: int = 10_000) -> None:
+    scripts(r).run(OPS.register_worker(worker_id=wid, ttl_ms=ttl_ms, facts={"hostname": "h"}))
+
+
+def claim(r: redis.Redis, task_id: str = "t1", wid: str = "w1", queue: str = "default",
+          **kw: object):  # type: ignore[no-untyped-def]
+    return scripts(r).run(OPS.claim(task_id=task_id, worker_id=wid, queue=queue, **kw))  # type: ignore[arg-type]
+
+
+def history(r: redis.Redis, task_id: str = "t1") -> list[dict[str, object]]:
+    raw = r.hget(K.task(task_id), "h") or b""
+    return [json.loads(line) for line in raw.decode().splitlines()]
+
+
+def test_dispatch_writes_record_index_and_message_atomically(r: redis.Redis) -> None:
+    reply = dispatch(r)
+    assert reply.kind == "accepted"
+    assert reply.seq == 1
+    rec = r.hgetall(K.task("t1"))
+    assert rec[b"s"] == b"queued"
+    assert rec[b"e"] == b"ENV"
+    assert rec[b"ep"] == b"0"
+    assert r.zscore(K.pending("default"), "t1") == 1
+    assert r.lrange("default", 0, -1) == [b"MSG:t1"]
+    assert r.ttl(K.task("t1")) == -1  # live records never expire
+
+
+def test_dispatch_without_message_writes_only_the_ledger(r: redis.Redis) -> None:
+    assert dispatch(r, message=b"").kind == "accepted"
+    assert r.llen("default") == 0
+    assert r.exists(K.task("t1"))
+
+
+def test_admission_refusal_writes_nothing_and_consumes_nothing(r: redis.Redis) -> None:
+    scope = (AdmissionScope(K.admission("global"), 2, 60_000),)
+    assert dispatch(r, "a", admission=scope).kind == "accepted"
+    assert dispatch(r, "b", admission=scope).kind == "accepted"
+    before = sorted(r.keys("*"))
+    refused = dispatch(r, "c", admission=scope)
+    assert refused.kind == "rejected"
+    assert 0 < refused.retry_after_ms <= 60_000
+    assert refused.scope_position == 1
+    assert sorted(r.keys("*")) == before
+    assert r.zcard(K.admission("global")) == 2
+
+
+def test_idempotent_duplicate_returns_owner_without_spending_admission(r: redis.Redis) -> None:
+    scope = (AdmissionScope(K.admission("global"), 1, 60_000),)
+    idem = K.idempotency("app.job", "abc")
+    assert dispatch(r, "t1", idem_key=idem, idem_ttl=60, admission=scope).kind == "accepted"
+    dup = dispatch(r, "t2", idem_key=idem, idem_ttl=60, admission=scope)
+    assert (dup.kind, dup.task_id, dup.state) == ("duplicate", "t1", "queued")
+    assert not r.exists(K.task("t2"))
+    assert r.llen("default") == 1
+
+
+def test_claim_requires_a_live_lease(r: redis.Redis) -> None:
+    dispatch(r)
+    assert claim(r).kind == "no_lease"
+    register(r, ttl_ms=1)
+    time.sleep(0.01)
+    assert claim(r).kind == "no_lease"
+    assert r.hget(K.task("t1"), "s") == b"queued"
+
+
+def test_claim_opens_epochs_and_drops_every_duplicate(r: redis.Redis) -> None:
+    register(r)
+    dispatch(r)
+    first = claim(r)
+    assert (first.kind, first.epoch, first.attempt, first.envelope) == ("claimed", 1, 1, b"ENV")
+    assert r.sismember(K.worker_tasks("w1"), "t1")
+    assert not r.zscore(K.pending("default"), "t1")
+    assert r.hget(K.queue_claimed, "default") == b"1"
+    again = claim(r, wid="w1")
+    assert (again.kind, again.state, again.owner) == ("duplicate", "running", "w1")
+    assert claim(r, "missing-id").kind == "missing"
+
+
+def test_complete_is_fenced_on_epoch(r: redis.Redis) -> None:
+    register(r)
+    dispatch(r)
+    c = claim(r)
+    sc = scripts(r)
+    assert not sc.run(OPS.complete(task_id="t1", worker_id="w1", epoch=c.epoch + 1,
+                                   result=b"1", result_ttl=60))
+    assert sc.run(OPS.complete(task_id="t1", worker_id="w1", epoch=c.epoch, result=b"42",
+                               result_ttl=60))
+    rec = r.hgetall(K.task("t1"))
+    assert (rec[b"s"], rec[b"r"]) == (b"done", b"42")
+    assert 0 < r.ttl(K.task("t1")) <= 60
+    assert not r.sismember(K.worker_tasks("w1"), "t1")
+    assert [h["o"] for h in history(r)] == ["completed"]
+    assert claim(r).kind == "duplicate"  # a late redelivery of a done task never runs
+
+
+def test_zombie_loses_every_write_after_takeover(r: redis.Redis) -> None:
+    sc = scripts(r)
+    register(r, "w1")
+    register(r, "w2")
+    dispatch(r)
+    zombie = claim(r, wid="w1")
+    moved = sc.run(OPS.requeue(task_id="t1", owner="w1", kind="lease_expired",
+                               cause="lease expired", queue="re-queue", message=b"M"))
+    assert moved.kind == "done"
+    fresh = claim(r, wid="w2", queue="re-queue")
+    assert fresh.epoch == zombie.epoch + 1
+    assert fresh.attempt == 2
+    assert fresh.kills == 1
+    assert not sc.run(OPS.checkpoint(task_id="t1", epoch=zombie.epoch, data=b"old"))
+    assert not sc.run(OPS.complete(task_id="t1", worker_id="w1", epoch=zombie.epoch,
+                                   result=b"zombie", result_ttl=60))
+    assert not sc.run(OPS.fail(task_id="t1", worker_id="w1", epoch=zombie.epoch, reason="X"))
+    assert sc.run(OPS.checkpoint(task_id="t1", epoch=fresh.epoch, data=b"new"))
+    assert r.hget(K.task("t1"), "ck") == b"new"
+    assert r.hget(K.task("t1"), "s") == b"running"
+
+
+def test_requeue_counts_deaths_and_dead_letters_past_the_limit(r: redis.Redis) -> None:
+    sc = scripts(r)
+    register(r)
+    dispatch(r, max_resurrections=1)
+    claim(r)
+    handoff = sc.run(OPS.requeue(task_id="t1", owner="w1", kind="handoff", cause="drain",
+                                 queue="re-queue", message=b"M"))
+    assert handoff.kind == "done"
+    assert r.hget(K.task("t1"), "k") == b"0"  # a hand-off is not a death
+    claim(r, queue="re-queue")
+    assert sc.run(OPS.requeue(task_id="t1", owner="w1", kind="killed",
+                              cause="signal 9 (SIGKILL)", queue="re-queue",
+                              message=b"M")).kind == "done"
+    claim(r, queue="re-queue")
+    assert sc.run(OPS.requeue(task_id="t1", owner="wrong", kind="killed", cause="x",
+                              queue="re-queue")).kind == "skipped"
+    dead = sc.run(OPS.requeue(task_id="t1", owner="w1", kind="killed",
+                              cause="signal 9 (SIGKILL)", queue="re-queue", message=b"M"))
+    assert dead.kind == "dead"
+    rec = r.hgetall(K.task("t1"))
+    assert rec[b"dr"] == b"max_resurrections_exceeded"
+    assert r.zscore(K.dlq, "t1") is not None
+    assert [h["o"] for h in history(r)] == ["handoff", "killed", "killed"]
+    assert history(r)[-1]["c"] == "signal 9 (SIGKILL)"
+
+
+def test_fail_keeps_envelope_and_history_and_releases_the_key(r: redis.Redis) -> None:
+    sc = scripts(r)
+    register(r)
+    idem = K.idempotency("app.job", "k")
+    dispatch(r, idem_key=idem, idem_ttl=60)
+    c = claim(r, idem_key=idem)
+    assert sc.run(OPS.fail(task_id="t1", worker_id="w1", epoch=c.epoch, reason="ValueError",
+                           exc_type="builtins.ValueError", message="bad", traceback="TB",
+                           idem_key=idem))
+    rec = r.hgetall(K.task("t1"))
+    assert (rec[b"s"], rec[b"dr"], rec[b"tb"], rec[b"e"]) == (b"dead", b"ValueError", b"TB",
+                                                               b"ENV")
+    assert not r.exists(idem)
+    assert r.ttl(K.task("t1")) == -1
+
+
+def test_fail_without_claim_records_raw_bytes_of_an_orphan(r: redis.Redis) -> None:
+    sc = scripts(r)
+    assert sc.run(OPS.fail(task_id="ghost", worker_id="w1", epoch=0,
+                           reason="LedgerRecordMissing", raw=b"\x00raw", task_name="app.job",
+                           queue="default", outcome="rejected"))
+    rec = r.hgetall(K.task("ghost"))
+    assert (rec[b"s"], rec[b"e"], rec[b"n"]) == (b"dead", b"\x00raw", b"app.job")
+    assert not sc.run(OPS.fail(task_id="ghost", worker_id="w1", epoch=0, reason="again"))
+
+
+def test_release_restarts_fencing_keeps_history_and_uses_own_queue(r: redis.Redis) -> None:
+    sc = scripts(r)
+    register(r)
+    dispatch(r, max_resurrections=0)
+    claim(r)
+    sc.run(OPS.requeue(task_id="t1", owner="w1", kind="killed", cause="signal 9",
+                       queue="re-queue", message=b"M"))
+    r.delete("default")
+    released = sc.run(OPS.release(task_id="t1", queue="default", message=b"REL"))
+    assert released.kind == "done"
+    rec = r.hgetall(K.task("t1"))
+    assert (rec[b"s"], rec[b"k"], rec[b"mq"]) == (b"queued", b"0", b"default")
+    assert b"dr" not in rec
+    assert r.lrange("default", 0, -1) == [b"REL"]
+    assert r.zscore(K.dlq, "t1") is None
+    assert [h["o"] for h in history(r)] == ["killed", "released"]
+    again = claim(r)
+    assert again.kind == "claimed"
+    assert again.epoch == 2
+    assert sc.run(OPS.release(task_id="t1", queue="default", message=b"")).kind == "skipped"
+
+
+def test_purge_only_removes_dead_records(r: redis.Redis) -> None:
+    sc = scripts(r)
+    dispatch(r)
+    assert not sc.run(OPS.purge(task_id="t1"))
+    assert r.exists(K.task("t1"))
+    sc.run(OPS.fail(task_id="t2", worker_id="w", epoch=0, reason="x", raw=b"r",
+                    task_name="n", queue="default"))
+    assert sc.run(OPS.purge(task_id="t2"))
+    assert not r.exists(K.task("t2"))
+    assert r.zcard(K.dlq) == 0
+
+
+def test_republish_is_a_compare_and_set_and_gives_up(r: redis.Redis) -> None:
+    sc = scripts(r)
+    dispatch(r)
+    r.delete("default")  # the message is lost
+    one = sc.run(OPS.republish(task_id="t1", queue="default", seq=1, message=b"M2",
+                               max_republish=1))
+    assert (one.kind, one.seq) == ("done", 2)
+    assert r.lrange("default", 0, -1) == [b"M2"]
+    stale = sc.run(OPS.republish(task_id="t1", queue="default", seq=1, message=b"M3",
+                                 max_republish=1))
+    assert stale.kind == "skipped"
+    assert sc.run(OPS.republish(task_id="t1", queue="default", seq=2, message=b"M3",
+                                max_republish=1)).kind == "dead"
+    assert r.hget(K.task("t1"), "dr") == b"NeverClaimed"
+
+
+def test_idempotent_duplicate_at_claim_never_runs(r: redis.Redis) -> None:
+    register(r)
+    idem = K.idempotency("app.job", "k")
+    dispatch(r, "t1", idem_key=idem, idem_ttl=60)
+    # A second record with the same key (as an expired-and-reused key would produce).
+    r.hset(K.task("t2"), mapping={"s": "queued", "x": idem, "it": 60, "n": "app.job",
+                                  "q": "default", "e": b"E"})
+    dup = claim(r, "t2", idem_key=idem)
+    assert (dup.kind, dup.other_task_id) == ("idempotent_duplicate", "t1")
+    assert r.hget(K.task("t2"), "dup") == b"t1"
+    assert r.hget(K.task("t2"), "s") == b"done"
+
+
+def test_claim_adopts_a_plain_celery_message(r: redis.Redis) -> None:
+    register(r)
+    c = claim(r, "legacy-1", adopt=b"SEALED", adopt_name="app.job", adopt_max_resurrections=3)
+    assert (c.kind, c.envelope, c.max_resurrections) == ("claimed", b"SEALED", 3)
+    assert r.hget(K.task("legacy-1"), "lg") == b"1"
+
+
+def test_worker_lease_lifecycle(r: redis.Redis) -> None:
+    sc = scripts(r)
+    register(r, "w1", ttl_ms=50)
+    renewed = sc.run(OPS.renew_worker(worker_id="w1", ttl_ms=50))
+    assert (renewed.lost, renewed.running, renewed.drain) == (False, 0, "")
+    r.hset(K.worker("w1"), "drain", "30")
+    assert sc.run(OPS.renew_worker(worker_id="w1", ttl_ms=50)).drain == "30"
+    time.sleep(0.08)
+    scan = sc.run(OPS.scan_due(K.workers, 10))
+    assert scan.due == ["w1"]
+    assert sc.run(OPS.reap_worker(worker_id="w1"))
+    assert sc.run(OPS.renew_worker(worker_id="w1", ttl_ms=50)).lost
+    register(r, "w2", ttl_ms=10_000)
+    assert not sc.run(OPS.reap_worker(worker_id="w2"))  # alive
+    assert sc.run(OPS.reap_worker(worker_id="w2", force=True))
+
+
+def test_scan_due_reports_next_deadline(r: redis.Redis) -> None:
+    register(r, "w1", ttl_ms=5000)
+    scan = scripts(r).run(OPS.scan_due(K.workers, 10))
+    assert scan.due == []
+    assert 4000 < scan.next_deadline_ms - scan.now_ms <= 5000
+
+
+def test_sliding_window_admits_at_most_limit_in_any_window(r: redis.Redis) -> None:
+    sc = scripts(r)
+    scope = (AdmissionScope(K.admission("t"), 5, 300),)
+    admitted = [sc.run(OPS.admit(member=f"m{i}", scopes=scope))[0] == 0 for i in range(12)]
+    assert sum(admitted) == 5
+    wait, position = sc.run(OPS.admit(member="late", scopes=scope))
+    assert 0 < wait <= 300
+    assert position == 1
+    time.sleep(wait / 1000 + 0.02)
+    assert sc.run(OPS.admit(member="after", scopes=scope))[0] == 0
+
+
+def test_multi_scope_refusal_consumes_no_scope(r: redis.Redis) -> None:
+    sc = scripts(r)
+    wide = AdmissionScope(K.admission("global"), 100, 60_000)
+    narrow = AdmissionScope(K.admission("key:t1"), 1, 60_000)
+    assert sc.run(OPS.admit(member="a", scopes=(wide, narrow)))[0] == 0
+    assert sc.run(OPS.admit(member="b", scopes=(wide, narrow)))[1] == 2
+    assert r.zcard(K.admission("global")) == 1
+
+
+def test_lock_scripts(r: redis.Redis) -> None:
+    sc = scripts(r)
+    assert sc.run(OPS.lock_acquire(key="k", token="a", ttl_ms=1000)).kind == "acquired"
+    assert sc.run(OPS.lock_acquire(key="k", token="b", ttl_ms=1000)).kind == "held"
+    assert not sc.run(OPS.lock_renew(key="k", token="b", ttl_ms=1000))
+    assert sc.run(OPS.lock_renew(key="k", token="a", ttl_ms=5000))
+    assert r.pttl(K.lock("k")) > 1000
+    assert not sc.run(OPS.lock_commit(key="k", token="b", result=b"1", ttl_s=60))
+    assert sc.run(OPS.lock_commit(key="k", token="a", result=b'"r"', ttl_s=60))
+    done = sc.run(OPS.lock_acquire(key="k", token="c", ttl_ms=1000))
+    assert (done.kind, done.result) == ("committed", b'"r"')
+    assert sc.run(OPS.lock_acquire(key="k2", token="a", ttl_ms=1000)).kind == "acquired"
+    assert sc.run(OPS.lock_release(key="k2", token="a"))
+    assert not r.exists(K.lock("k2"))
+
+
+def test_scripts_survive_script_flush(r: redis.Redis) -> None:
+    register(r)
+    r.script_flush()
+    dispatch(r)  # NOSCRIPT -> redis-py loads the script and retries
+    assert claim(r).kind == "claimed"

@@ -1,0 +1,1 @@
+"""Helpers of Relier's integration tests: real Redis servers and real Celery worker processes."""

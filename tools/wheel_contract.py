@@ -1,0 +1,134 @@
+"""Build every package's wheel, install the wheels in fresh venvs, and import the public paths.
+
+Editable installs hide packaging mistakes (a missing Lua file, a stray namespace __init__);
+this runs the documented import paths against real wheels, the way users get them:
+
+1. all wheels together: every documented path imports, Lua scripts load from the wheel, and
+   ``import relier.core.keys`` does not drag in Celery;
+2. each package alone (with its declared dependencies only): its own paths import, and paths
+   of packages it does not depend on stay absent.
+
+Usage: ``uv run python tools/wheel_contract.py``
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import textwrap
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: The public import paths, per distribution (documented in each package's README).
+CONTRACT: dict[str, list[str]] = {
+    "relier-core": [
+        "from relier.core import Settings, get_settings, Keys, Ops, preflight, redis_client",
+        "from relier.core.exceptions import AdmissionRejectedError, PayloadIntegrityError",
+        "from relier.core.exceptions import CheckpointTooLargeError, SchemaMigrationError",
+        "from relier.core.keys import KEYSPACE_VERSION",
+        "from relier.core.scripts import SPECS, script_source",
+    ],
+    "relier-envelope": [
+        "from relier.envelope import Envelope, Keyring, seal, open_envelope, migrations",
+    ],
+    "relier": [],
+}
+
+CHECK_LUA = """
+from relier.core.scripts import SPECS, script_source, script_sha
+for name in SPECS:
+    assert "--@include" not in script_source(name), name
+    assert len(script_sha(name)) == 40
+print(f"  lua: {len(SPECS)} scripts load from the wheel")
+"""
+
+CHECK_LAZY = """
+import sys
+import relier.core.keys
+assert "celery" not in sys.modules, "importing relier.core pulled in Celery"
+assert "relier.tasks" not in sys.modules
+print("  lazy: relier.core imports without Celery")
+"""
+
+
+def run(*args: str, cwd: Path = ROOT) -> str:
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"failed: {' '.join(args)}")
+    return done.stdout
+
+
+def workspace_deps(package: str) -> set[str]:
+    """The package and every workspace package it depends on, transitively."""
+    names = {p.name for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").exists()}
+    seen: set[str] = set()
+    todo = [package]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        meta = tomllib.loads((ROOT / "packages" / name / "pyproject.toml").read_text())
+        for dep in meta["project"].get("dependencies", []):
+            dep_name = dep.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip()
+            if dep_name in names:
+                todo.append(dep_name)
+    return seen
+
+
+def venv_with(wheels: list[Path], where: Path) -> Path:
+    run("uv", "venv", "--quiet", "--python", sys.executable, str(where))
+    python = where / "bin" / "python"
+    run("uv", "pip", "install", "--quiet", "--python", str(python), *map(str, wheels))
+    return python
+
+
+def check(python: Path, code: str) -> None:
+    run(str(python), "-I", "-c", textwrap.dedent(code))
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="relier-wheels-") as tmp:
+        dist = Path(tmp) / "dist"
+        run("uv", "build", "--quiet", "--all-packages", "--no-sources", "--wheel",
+            "--out-dir", str(dist))
+        wheels = {w.name.split("-")[0].replace("_", "-"): w for w in dist.glob("*.whl")}
+        packages = sorted(CONTRACT)
+        missing = set(packages) - set(wheels)
+        if missing:
+            raise SystemExit(f"no wheel built for {sorted(missing)}")
+        print(f"built {len(wheels)} wheels")
+
+        print("all wheels together:")
+        python = venv_with(list(wheels.values()), Path(tmp) / "all")
+        for package in packages:
+            for line in CONTRACT[package]:
+                check(python, line)
+        check(python, CHECK_LUA)
+        check(python, CHECK_LAZY)
+        print(f"  imports: {sum(map(len, CONTRACT.values()))} documented paths")
+
+        for package in packages:
+            deps = workspace_deps(package)
+            python = venv_with([wheels[d] for d in sorted(deps)], Path(tmp) / package)
+            for line in CONTRACT[package]:
+                check(python, line)
+            for other in set(packages) - deps:
+                for line in CONTRACT[other]:
+                    module = line.split()[1]
+                    if module.startswith("relier.") and module != "relier":
+                        check(python, f"""
+                            import importlib.util
+                            assert importlib.util.find_spec({module!r}) is None, {module!r}
+                        """)
+            print(f"{package} alone (+ {', '.join(sorted(deps - {package})) or 'nothing'}): ok")
+    print("wheel contract: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
