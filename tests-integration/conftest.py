@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,3 +89,65 @@ def worker_factory() -> Iterator[Callable[..., WorkerProcess]]:
     yield factory
     for worker in started:
         worker.stop(timeout=5)
+
+
+@pytest.fixture
+def relier_env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Point this process's Relier at the test Redis; returns the env for worker processes."""
+    env = {
+        "RELIER_REDIS_URL": redis_url,
+        "RELIER_IMPORTS": "relier_testing.tasks",
+        "RELIER_PREFLIGHT": "strict",
+        "RELIER_LOG_LEVEL": "INFO",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                    os.environ.get("PYTHONPATH", "")])),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("RELIER_BROKER_URL", "RELIER_SIGNING_KEYS", "RELIER_ACCEPT_UNSIGNED"):
+        monkeypatch.delenv(key, raising=False)
+    _reset_relier()
+    yield env
+    _reset_relier()
+
+
+def _reset_relier() -> None:
+    from relier.core.settings import reset_settings
+
+    reset_settings(None)
+    try:
+        from relier.tasks import dispatch
+    except ImportError:
+        return
+    dispatch.reset_dispatcher(None)
+
+
+@pytest.fixture
+def relier_worker(relier_env: dict[str, str], worker_factory: Callable[..., WorkerProcess]
+                  ) -> Callable[..., WorkerProcess]:
+    """Start a real worker on the test Redis: ``relier_worker(pool="solo", concurrency=1)``."""
+
+    def start(*, ready: bool = True, env: dict[str, str] | None = None,
+              **kwargs: Any) -> WorkerProcess:
+        worker = worker_factory("relier.tasks.app", env={**relier_env, **(env or {})},
+                                **kwargs)
+        return worker.wait_ready() if ready else worker
+
+    return start
+
+
+@pytest.fixture
+def resurrector(relier_env: dict[str, str]) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start resurrector subprocesses; each is stopped at teardown."""
+    from relier_testing.workers import ResurrectorProcess
+
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str] | None = None) -> WorkerProcess:
+        proc = ResurrectorProcess(env={**relier_env, **(env or {})}).start().wait_ready()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop(timeout=5)

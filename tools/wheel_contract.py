@@ -34,7 +34,20 @@ CONTRACT: dict[str, list[str]] = {
     "relier-envelope": [
         "from relier.envelope import Envelope, Keyring, seal, open_envelope, migrations",
     ],
-    "relier": [],
+    "relier-idempotency": [
+        "from relier.idempotency import idempotency_key, IdempotencyMiddleware",
+    ],
+    "relier-phoenix": [
+        "from relier.phoenix import Ledger, Resurrector, DeadLetterQueue, task_story",
+        "from relier.phoenix import LeaseKeeper, PhoenixMiddleware, request_drain",
+        "from relier.phoenix.celery import install",
+    ],
+    "relier": [
+        "from relier import rl_task, TaskContext, TaskReceipt, AdmissionRejectedError, install",
+        "from relier.tasks.decorator import rl_task",
+        "from relier.tasks.context import TaskContext, task_context",
+        "from relier.tasks.app import app, celery_app",
+    ],
 }
 
 CHECK_LUA = """
@@ -119,8 +132,8 @@ def main() -> int:
                 check(python, line)
             for other in set(packages) - deps:
                 for line in CONTRACT[other]:
-                    module = line.split()[1]
-                    if module.startswith("relier.") and module != "relier":
+                    module = ".".join(line.split()[1].split(".")[:2])
+                    if module.startswith("relier."):
                         check(python, f"""
                             import importlib.util
                             assert importlib.util.find_spec({module!r}) is None, {module!r}

@@ -109,3 +109,21 @@ class WorkerProcess:
         self.kill_group(signal.SIGKILL)
         if self.proc.poll() is None:
             self.proc.wait(10)
+
+
+class ResurrectorProcess(WorkerProcess):
+    """``python -m relier.phoenix.resurrector`` as a subprocess (same kill helpers)."""
+
+    def __init__(self, *, env: Mapping[str, str]) -> None:
+        super().__init__("unused", env=env)
+        self.args = [sys.executable, "-m", "relier.phoenix.resurrector"]
+
+    def wait_ready(self, timeout: float = 15.0) -> WorkerProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "resurrector" in self.log() and "started" in self.log():
+                return self
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"resurrector exited:\n{self.log()}")
+            time.sleep(0.05)
+        raise TimeoutError(f"resurrector not started:\n{self.log()}")

@@ -16,10 +16,26 @@ __path__ = pkgutil.extend_path(__path__, __name__)
 
 if TYPE_CHECKING:
     from relier.core.exceptions import AdmissionRejectedError
+    from relier.tasks.context import TaskContext, task_context
+    from relier.tasks.decorator import rl_task
+    from relier.tasks.install import install
+    from relier.tasks.receipt import TaskReceipt
 
-__all__ = ["AdmissionRejectedError"]
+__all__ = [
+    "AdmissionRejectedError",
+    "TaskContext",
+    "TaskReceipt",
+    "install",
+    "rl_task",
+    "task_context",
+]
 
 _LAZY = {
+    "rl_task": "relier.tasks.decorator",
+    "TaskReceipt": "relier.tasks.receipt",
+    "TaskContext": "relier.tasks.context",
+    "task_context": "relier.tasks.context",
+    "install": "relier.tasks.install",
     "AdmissionRejectedError": "relier.core.exceptions",
 }
 

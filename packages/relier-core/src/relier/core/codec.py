@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["decode", "encode"]
+__all__ = ["decode", "encode", "text"]
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -34,3 +34,10 @@ def encode(value: Any, what: str = "value") -> bytes:
 def decode(data: bytes) -> Any:
     """Decode JSON bytes written by :func:`encode`."""
     return _decoder.decode(data)
+
+
+def text(value: Any) -> str:
+    """A Redis reply as text (replies are bytes: Relier's clients do not decode)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode()
+    return str(value)

@@ -1,0 +1,43 @@
+"""relier-phoenix: nothing is lost. Fenced task ledger, leases, resurrector, DLQ, drain.
+
+- :class:`Ledger`: typed access to task records (dispatch, requeue, republish, release).
+- :class:`PhoenixMiddleware`: claim (a new epoch per run) and commit/dead-letter, fenced.
+- :class:`LeaseKeeper`: one lease per worker process, renewed in one call per interval.
+- :class:`Resurrector`: re-queues the tasks of dead workers and re-publishes lost messages.
+- :class:`DeadLetterQueue`: list, show, release, purge.
+- :func:`task_story`: everything the ledger knows about one task.
+- :func:`request_drain`: ask a worker to drain and exit.
+- ``relier.phoenix.celery.install(app)``: the worker bootstep and signals.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from relier.phoenix.dlq import DeadLetterQueue
+from relier.phoenix.drain import Drain, request_drain
+from relier.phoenix.lease import LeaseKeeper, current_keeper
+from relier.phoenix.ledger import RECOVERY_QUEUE, Ledger
+from relier.phoenix.middleware import PhoenixMiddleware
+from relier.phoenix.records import Attempt, TaskRecord
+from relier.phoenix.resurrector import Resurrector
+from relier.phoenix.story import TaskStory, task_story
+
+__version__ = version("relier-phoenix")
+
+__all__ = [
+    "RECOVERY_QUEUE",
+    "Attempt",
+    "DeadLetterQueue",
+    "Drain",
+    "LeaseKeeper",
+    "Ledger",
+    "PhoenixMiddleware",
+    "Resurrector",
+    "TaskRecord",
+    "TaskStory",
+    "__version__",
+    "current_keeper",
+    "request_drain",
+    "task_story",
+]

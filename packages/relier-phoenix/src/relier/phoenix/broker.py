@@ -1,0 +1,78 @@
+"""Broker messages: the Celery protocol-2 message Relier publishes for a task.
+
+A Relier message is a *doorbell*: it names the task (Celery's ``task`` and ``id`` headers) and
+carries no arguments. The signed envelope lives in the task's ledger record, written in the same
+atomic call that pushes this message, and the worker reads it back when it claims the task.
+So a payload is stored once, a re-publication (resurrection, lost-message recovery, release)
+never needs to read the payload, and a message forged in the broker carries nothing to run.
+
+The message is what kombu's Redis transport itself pushes for ``apply_async`` with the default
+exchange (routing key = queue, priority 0, body base64-encoded), so a stock Celery worker
+consumes it; a test compares it field by field with kombu's own.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+import msgspec
+
+__all__ = ["RELIER_HEADER", "build_message"]
+
+#: Header that marks a message as a Relier doorbell.
+RELIER_HEADER = "rl"
+#: Header carrying the idempotency key, so the claim can check it in the same call.
+IDEM_HEADER = "rl_idem"
+
+# Celery protocol 2 body: (args, kwargs, embed). Arguments travel in the ledger, not here.
+_BODY = base64.b64encode(
+    msgspec.json.encode([[], {}, {"callbacks": None, "errbacks": None, "chain": None,
+                                  "chord": None}])
+).decode()
+
+_encoder = msgspec.json.Encoder()
+
+
+def build_message(task_id: str, task_name: str, queue: str, idem_key: str = "") -> bytes:
+    """The kombu message that makes a worker run ``task_name`` for ``task_id``."""
+    headers: dict[str, object] = {
+        "lang": "py",
+        "task": task_name,
+        "id": task_id,
+        "shadow": None,
+        "eta": None,
+        "expires": None,
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [None, None],
+        "root_id": task_id,
+        "parent_id": None,
+        "argsrepr": "(relier)",
+        "kwargsrepr": "{}",
+        "origin": "relier",
+        "ignore_result": True,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+        RELIER_HEADER: 1,
+    }
+    if idem_key:
+        headers[IDEM_HEADER] = idem_key
+    return _encoder.encode({
+        "body": _BODY,
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": headers,
+        "properties": {
+            "correlation_id": task_id,
+            "reply_to": "",
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": 0,
+            "body_encoding": "base64",
+            # kombu keys its unacked bookkeeping by this tag: unique per publication.
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    })

@@ -1,0 +1,125 @@
+"""Drain: zero loss on deploy.
+
+On SIGTERM (or ``rl worker drain``) Celery stops consuming and kombu hands reserved messages
+back to their queues. The drain then lets running tasks finish until
+``RELIER_GRACEFUL_SHUTDOWN_TIMEOUT``; whatever still runs at the deadline is handed off
+(lease released, re-queued on ``re-queue`` with its last checkpoint) and the runs left behind
+are stopped, so the worker exits 0 without losing or duplicating a committed result: a
+handed-off run that still finishes here is fenced off by the new epoch.
+
+Progress is read from the ledger (the worker's set of owned tasks), not from the worker's own
+event loop, which may be busy running a task (solo pool) during the wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+from relier.core.codec import text
+from relier.core.settings import Settings
+from relier.phoenix.lease import LeaseKeeper
+from relier.phoenix.ledger import Ledger
+
+__all__ = ["Drain", "request_drain"]
+
+log = logging.getLogger("relier.phoenix.drain")
+
+
+class Drain:
+    """Runs one drain of this worker process.
+
+    Args:
+        keeper: The worker's lease keeper.
+        stop_runs: Stops the runs left after the hand-off. For a process pool it kills the
+            children (their tasks are already re-queued); without one (solo and threads pools
+            run tasks in this process) it is None and the process exits at once.
+    """
+
+    def __init__(self, keeper: LeaseKeeper, stop_runs: Callable[[], None] | None) -> None:
+        self.keeper = keeper
+        self.stop_runs = stop_runs
+        self.timeout = keeper.ledger.settings.graceful_shutdown_timeout
+        self.handed_off: list[str] = []
+        self.finished = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def begin(self, timeout: float | None = None) -> None:
+        """Start draining in a background thread (idempotent)."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            if timeout is not None:
+                self.timeout = timeout
+            self._thread = threading.Thread(target=self._run, name="relier-drain", daemon=True)
+            self._thread.start()
+
+    def wait(self) -> None:
+        """Block until the drain is over (or a little past its deadline)."""
+        if self._thread is not None:
+            self._thread.join(self.timeout + 30)
+
+    def _run(self) -> None:
+        keeper = self.keeper
+        deadline = time.monotonic() + self.timeout
+        try:
+            keeper.set_state("draining")
+            log.warning("worker %s draining: running tasks get %.0fs to finish",
+                        keeper.hostname, self.timeout)
+            while time.monotonic() < deadline:
+                owned = keeper.owned()
+                if not owned:
+                    log.warning("worker %s drained: every task finished", keeper.hostname)
+                    return
+                time.sleep(0.1)
+            for task_id in sorted(keeper.owned()):
+                reply = keeper.release(
+                    task_id, kind="handoff",
+                    cause=f"drain deadline ({self.timeout:g}s) passed during shutdown",
+                )
+                if reply.kind == "done":
+                    self.handed_off.append(task_id)
+                    log.warning("task %s handed off to another worker (with its checkpoint)",
+                                task_id)
+            log.warning("worker %s drained: %d task(s) handed off, 0 lost", keeper.hostname,
+                        len(self.handed_off))
+            if self.stop_runs is not None:
+                self.stop_runs()
+            else:
+                keeper.stop()
+                logging.shutdown()
+                os._exit(0)  # the abandoned runs live in this process; nothing else is left
+        except redis.RedisError as exc:
+            log.error("drain could not reach Redis (%s): remaining tasks will be resurrected "
+                      "when this worker's lease expires", exc)
+        finally:
+            self.finished.set()
+
+
+def request_drain(hostname: str, timeout: float | None = None,
+                  settings: Settings | None = None) -> list[str]:
+    """Ask every live worker process of Celery node ``hostname`` to drain and exit.
+
+    The worker notices at its next lease renewal (within a third of the lease TTL) and drains
+    as on SIGTERM, with ``timeout`` (default ``RELIER_GRACEFUL_SHUTDOWN_TIMEOUT``).
+
+    Returns:
+        The lease ids of the workers asked to drain (empty: no such live worker).
+    """
+    ledger = Ledger(settings)
+    client, keys = ledger.client, ledger.keys
+    wanted = ledger.settings.graceful_shutdown_timeout if timeout is None else timeout
+    asked = []
+    for member in client.zrange(keys.workers, 0, -1):
+        worker_id = text(member)
+        host = client.hget(keys.worker(worker_id), "hostname")
+        if host is not None and text(host) == hostname:
+            client.hset(keys.worker(worker_id), "drain", str(wanted))
+            asked.append(worker_id)
+    return asked

@@ -1,0 +1,205 @@
+"""Worker leases: one thread per worker process keeps every running task of the worker alive.
+
+The lease belongs to the worker's main (consumer) process, not to the task: one renewal per
+interval covers all tasks, however many there are (I6), and a pool child pinning the GIL in a
+CPU-bound task cannot starve it (it is another process). A worker that stops renewing, because
+it was SIGKILLed, OOM-killed or frozen, loses its lease after ``RELIER_HEARTBEAT_TTL`` and the
+resurrector re-queues its tasks (I4).
+
+The keeper also reconciles: when Redis says the worker owns more tasks than the worker is
+actually running (a pool child died and the parent's notice failed, or a completion could not
+be written), the extra ones are released after being seen twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+from relier.core.codec import text
+from relier.core.ops import TransitionReply
+from relier.phoenix.ledger import Ledger, retry_transient
+
+__all__ = ["LeaseKeeper", "current_keeper"]
+
+log = logging.getLogger("relier.phoenix.lease")
+
+_current: LeaseKeeper | None = None
+
+
+def current_keeper() -> LeaseKeeper | None:
+    """The lease keeper of this worker (set in the main process, inherited by pool children)."""
+    return _current
+
+
+class LeaseKeeper:
+    """Registers a worker process and renews its lease from a background thread.
+
+    Args:
+        ledger: The ledger of this worker.
+        hostname: Celery node name (``celery@host``).
+        queues: Queues the worker consumes (shown by ``rl worker list`` and ``rl doctor``).
+        active_ids: Returns the ids of the tasks this process is running right now.
+        on_drain: Called from the keeper thread when a drain is requested remotely, with the
+            requested timeout in seconds.
+        facts: Extra facts to record (pool, concurrency, ...).
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        hostname: str,
+        queues: list[str],
+        active_ids: Callable[[], set[str]],
+        on_drain: Callable[[float], None] | None = None,
+        facts: dict[str, str] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.hostname = hostname
+        self.worker_id = f"{hostname}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.active_ids = active_ids
+        self.on_drain = on_drain
+        self.facts = {
+            "hostname": hostname,
+            "host": socket.gethostname(),
+            "pid": str(os.getpid()),
+            "queues": ",".join(queues),
+            "started": str(int(time.time() * 1000)),
+            "state": "running",
+            **(facts or {}),
+        }
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._suspects: set[str] = set()
+        self.renewals = 0
+        self.lost_leases = 0
+
+    @property
+    def ttl_ms(self) -> int:
+        """Lease length in ms."""
+        return int(self.ledger.settings.heartbeat_ttl * 1000)
+
+    def register(self) -> None:
+        """Take the lease (call before consuming; raises if Redis is unreachable)."""
+        global _current
+        self.ledger.scripts.run(self.ledger.ops.register_worker(
+            worker_id=self.worker_id, ttl_ms=self.ttl_ms, facts=self.facts))
+        _current = self
+        log.info("worker %s holds lease %s (ttl %.1fs)", self.hostname, self.worker_id,
+                 self.ledger.settings.heartbeat_ttl)
+
+    def start(self) -> None:
+        """Register, then renew every third of the TTL until :meth:`stop`."""
+        self.register()
+        self._thread = threading.Thread(target=self._run, name="relier-lease", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        interval = self.ledger.settings.heartbeat_interval
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            next_at += interval
+            try:
+                self.renew()
+            except redis.RedisError as exc:
+                log.warning("lease renewal failed (%s); retrying. Tasks stay safe: if this "
+                            "lasts beyond RELIER_HEARTBEAT_TTL they are resurrected elsewhere",
+                            exc)
+            except Exception:
+                log.exception("lease renewal crashed; retrying")
+            # Sleep to a fixed schedule, so a slow renewal does not push the next one late.
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+            if time.monotonic() - next_at > interval:
+                next_at = time.monotonic()
+
+    def renew(self) -> None:
+        """One renewal (one round trip), plus reconciliation when Redis disagrees with us."""
+        ledger = self.ledger
+        reply = ledger.scripts.run(ledger.ops.renew_worker(worker_id=self.worker_id,
+                                                           ttl_ms=self.ttl_ms))
+        self.renewals += 1
+        if reply.lost:
+            self.lost_leases += 1
+            log.error(
+                "worker %s lost its lease (silent longer than RELIER_HEARTBEAT_TTL=%.1fs: "
+                "paused, swapping, or cut off from Redis). Its tasks were resurrected "
+                "elsewhere; writes from the old runs here will be refused. Registering again.",
+                self.hostname, ledger.settings.heartbeat_ttl,
+            )
+            self.register()
+            return
+        if reply.drain and self.on_drain is not None:
+            ledger.client.hdel(ledger.keys.worker(self.worker_id), "drain")
+            self.on_drain(float(reply.drain))
+        if reply.running > len(self.active_ids()):
+            self.reconcile()
+        else:
+            self._suspects.clear()
+
+    def reconcile(self) -> None:
+        """Release tasks Redis says we own but we are not running (seen twice in a row)."""
+        ledger = self.ledger
+        owned = {text(m) for m in ledger.client.smembers(ledger.keys.worker_tasks(
+            self.worker_id))}
+        orphans = owned - self.active_ids()
+        confirmed, self._suspects = orphans & self._suspects, orphans - self._suspects
+        for task_id in confirmed:
+            reply = self.release(task_id, kind="killed",
+                                 cause="the worker no longer runs it (its pool child died)")
+            log.warning("task %s released by reconciliation: %s", task_id, reply.kind)
+
+    def release(self, task_id: str, *, kind: str, cause: str) -> TransitionReply:
+        """Give up one of our tasks: re-queue it for another run (or dead-letter it)."""
+        return retry_transient(
+            lambda: self.ledger.requeue(task_id, owner=self.worker_id,
+                                        kind=kind, cause=cause),  # type: ignore[arg-type]
+            f"release of {task_id}",
+        )
+
+    def release_lost(self, task_id: str, cause: str) -> str:
+        """A pool child died under ``task_id``: run it again now (I4, no TTL wait).
+
+        If the child died before it claimed the task, the broker message is already gone
+        (acknowledged at pickup), so the task is published again at once.
+        """
+        reply = self.release(task_id, kind="killed", cause=cause)
+        if reply.kind != "skipped":
+            return reply.kind
+        state, queue, seq = self.ledger.client.hmget(self.ledger.keys.task(task_id),
+                                                     "s", "mq", "sq")
+        if state == b"queued" and queue and seq:
+            return "republished" if self.ledger.republish(
+                task_id, text(queue), int(seq)).kind == "done" else "skipped"
+        return "skipped"
+
+    def owned(self) -> set[str]:
+        """Ids of the tasks the ledger says this worker runs."""
+        members = self.ledger.client.smembers(self.ledger.keys.worker_tasks(self.worker_id))
+        return {text(m) for m in members}
+
+    def set_state(self, state: str) -> None:
+        """Record the worker's state (``running``, ``draining``) for operators."""
+        self.ledger.client.hset(self.ledger.keys.worker(self.worker_id), "state", state)
+
+    def stop(self) -> None:
+        """Stop renewing and give the lease back (clean exit: no task left to resurrect)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            if self.ledger.scripts.run(self.ledger.ops.reap_worker(worker_id=self.worker_id,
+                                                                   force=True)):
+                log.info("worker %s left; lease returned", self.hostname)
+            else:
+                log.warning("worker %s left with tasks still owned; the resurrector will "
+                            "re-queue them when the lease expires", self.hostname)
+        except redis.RedisError as exc:
+            log.warning("could not return the lease (%s); it expires on its own", exc)

@@ -1,0 +1,213 @@
+"""Phoenix in the worker pipeline: claim before the body, commit or dead-letter after it.
+
+Every run, the first included, claims the task record and gets a new epoch (I3); every write
+the run makes afterwards (checkpoint, result, idempotency commit, dead-letter) is a
+compare-and-set on that epoch. A delivery whose task is done, dead or held by a live worker is
+dropped here without running, which makes every duplicate delivery path harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from types import MappingProxyType
+from typing import Any
+
+import msgspec
+
+from relier.core import codec
+from relier.core.exceptions import (
+    CheckpointError,
+    EpochFencedError,
+    LegacyMessageRejectedError,
+    RelierError,
+    TaskTimeoutError,
+)
+from relier.core.pipeline import Job, Middleware, SkipRun, TaskOptions
+from relier.phoenix.ledger import Ledger, aretry_transient
+
+__all__ = ["PhoenixMiddleware"]
+
+log = logging.getLogger("relier.phoenix")
+
+
+class PhoenixMiddleware(Middleware):
+    """Claim, fence, complete and dead-letter (the ledger side of every run)."""
+
+    name = "phoenix"
+    options = MappingProxyType({"max_resurrections": None})
+
+    def __init__(self, ledger: Ledger | None = None) -> None:
+        self._ledger = ledger
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger (built on first use, so declaring options touches no settings)."""
+        if self._ledger is None:
+            self._ledger = Ledger()
+        return self._ledger
+
+    def check_options(self, options: TaskOptions, fn: Any) -> None:
+        """``max_resurrections`` must be a whole number of 0 or more (None: the setting)."""
+        value = options.get("max_resurrections")
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value < 0):
+            raise ValueError(
+                f"{options.name}: max_resurrections={value!r}; use a whole number of 0 or more "
+                "(0 dead-letters the task the first time its worker dies)"
+            )
+
+    def max_resurrections(self, options: TaskOptions) -> int:
+        """The task's limit, or ``RELIER_MAX_RESURRECTIONS``."""
+        value = options.get("max_resurrections")
+        return self.ledger.settings.max_resurrections if value is None else int(value)
+
+    # -- before the body -----------------------------------------------------------------------
+    async def before_run(self, job: Job) -> None:
+        """Claim the task, or skip a delivery that must not run."""
+        if job.legacy and not self.ledger.settings.accept_unsigned:
+            await self._dead_letter_unclaimed(
+                job, LegacyMessageRejectedError(job.options.name),
+                raw=codec.encode([list(job.message_args), job.message_kwargs], "message"),
+            )
+            raise SkipRun("plain Celery message rejected (RELIER_ACCEPT_UNSIGNED=false)")
+
+        ledger = self.ledger
+        call = ledger.ops.claim(
+            task_id=job.task_id, worker_id=job.worker_id, queue=job.delivery_queue,
+            idem_key=job.idem_key,
+            adopt=job.sealed if job.legacy else b"",
+            adopt_name=job.options.name,
+            adopt_max_resurrections=self.max_resurrections(job.options),
+            adopt_idem_ttl=job.idem_ttl,
+        )
+        reply = await aretry_transient(lambda: ledger.ascripts().run(call), "claim")
+        if reply.kind == "duplicate":
+            raise SkipRun(f"duplicate delivery: the task is {reply.state}"
+                          + (f" (owner {reply.owner})" if reply.owner else ""))
+        if reply.kind == "idempotent_duplicate":
+            result = codec.decode(reply.result) if reply.result else None
+            raise SkipRun(f"idempotency key already owned by task {reply.other_task_id}",
+                          result)
+        if reply.kind == "missing":
+            await self._dead_letter_unclaimed(
+                job, RelierError("LedgerRecordMissing"),
+                raw=codec.encode({"task": job.options.name, "id": job.task_id,
+                                  "headers": job.headers}, "message"),
+                reason="LedgerRecordMissing",
+                message="a Relier message arrived for a task the ledger does not know "
+                        "(its record was purged, expired or never written)",
+            )
+            raise SkipRun("no ledger record for this message (dead-lettered)")
+        if reply.kind == "no_lease":
+            raise RelierError(
+                f"worker {job.worker_id or '(unregistered)'} holds no live Relier lease, so it "
+                "must not start tasks. Start workers with `celery -A relier.tasks.app worker` "
+                "or call relier.install(app) in your Celery app module."
+            )
+
+        job.epoch = reply.epoch
+        job.attempt = reply.attempt
+        job.resurrections = reply.kills
+        job.max_resurrections = reply.max_resurrections
+        job.sealed = reply.envelope
+        job.dispatched_at_ms = reply.dispatched_at
+        job.idem_key, job.idem_ttl = reply.idem_key, reply.idem_ttl
+        try:
+            job.checkpoint = ledger.checkpoints.decode(reply.checkpoint)
+        except (CheckpointError, msgspec.DecodeError) as exc:
+            log.warning("task %s: previous checkpoint unusable, resuming from scratch: %s",
+                        job.task_id, exc)
+        job.checkpointer = self._checkpointer(job)
+
+    def _checkpointer(self, job: Job) -> Any:
+        ledger, epoch, task_id = self.ledger, job.epoch, job.task_id
+
+        async def store(value: Any) -> None:
+            if ledger.checkpoints.backend == "filesystem":
+                stored = await asyncio.to_thread(ledger.checkpoints.encode, task_id, epoch, value)
+            else:
+                stored = ledger.checkpoints.encode(task_id, epoch, value)
+            call = ledger.ops.checkpoint(task_id=task_id, epoch=epoch, data=stored)
+            if not await ledger.ascripts().run(call):
+                ledger.checkpoints.discard(task_id, keep=b"")
+                raise EpochFencedError(task_id, epoch, "checkpoint")
+            if ledger.checkpoints.backend == "filesystem":
+                ledger.checkpoints.discard(task_id, keep=stored)
+
+        return store
+
+    # -- after the body ------------------------------------------------------------------------
+    async def after_run(self, job: Job, error: BaseException | None) -> None:
+        """Commit the result, dead-letter the failure, or hand back an interrupted run."""
+        if error is None or isinstance(error, SkipRun):
+            result = job.result if error is None else error.result
+            await self._complete(job, result)
+        elif isinstance(error, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+            # The run was interrupted by the worker's own shutdown, not by the task: give it
+            # back rather than dead-letter it.
+            self.ledger.requeue(job.task_id, owner=job.worker_id, kind="handoff",
+                                cause=f"interrupted by {type(error).__name__}")
+        else:
+            await self._fail(job, error)
+
+    async def _complete(self, job: Job, result: Any) -> None:
+        ledger = self.ledger
+        try:
+            data = codec.encode(result, "result")
+        except TypeError as exc:
+            # The effects already happened: record the task as done once, and keep the
+            # explanation instead of an unstorable value (receipt.get() raises it).
+            log.warning("task %s: %s; stored null", job.task_id, exc)
+            data = codec.encode({"__relier_unstored_result__": str(exc)})
+        call = ledger.ops.complete(
+            task_id=job.task_id, worker_id=job.worker_id, epoch=job.epoch, result=data,
+            result_ttl=ledger.settings.result_ttl, idem_key=job.idem_key, idem_ttl=job.idem_ttl,
+        )
+        if await aretry_transient(lambda: ledger.ascripts().run(call), "complete"):
+            ledger.checkpoints.discard(job.task_id)
+        else:
+            log.warning(
+                "task %s: run fenced off: result of epoch %d discarded, a newer incarnation "
+                "owns the task (this worker was presumed dead and the task resurrected)",
+                job.task_id, job.epoch,
+            )
+
+    async def _fail(self, job: Job, error: BaseException) -> None:
+        ledger = self.ledger
+        if isinstance(error, EpochFencedError):
+            # A zombie: the task was resurrected while this run was paused. Nothing of this
+            # run may be recorded, not even its failure.
+            log.warning("task %s: run fenced off: %s", job.task_id, error)
+            return
+        timeout = isinstance(error, TaskTimeoutError)
+        reason = "TimeoutError" if timeout else type(error).__name__
+        tb = "".join(traceback.format_exception(error))
+        call = ledger.ops.fail(
+            task_id=job.task_id, worker_id=job.worker_id, epoch=job.epoch, reason=reason,
+            exc_type=f"{type(error).__module__}.{type(error).__qualname__}",
+            message=str(error), traceback=tb, outcome="timeout" if timeout else "failed",
+            idem_key=job.idem_key,
+        )
+        if await aretry_transient(lambda: ledger.ascripts().run(call), "dead-letter"):
+            log.error("task %s (%s) dead-lettered: %s: %s", job.task_id, job.options.name,
+                      reason, error)
+        else:
+            log.warning("task %s: run fenced off: failure of epoch %d not recorded, a newer "
+                        "incarnation owns the task", job.task_id, job.epoch)
+
+    async def _dead_letter_unclaimed(
+        self, job: Job, error: BaseException, *, raw: bytes, reason: str = "",
+        message: str = "",
+    ) -> None:
+        call = self.ledger.ops.fail(
+            task_id=job.task_id, worker_id=job.worker_id, epoch=0,
+            reason=reason or type(error).__name__,
+            exc_type=f"{type(error).__module__}.{type(error).__qualname__}",
+            message=message or str(error), outcome="rejected", raw=raw,
+            task_name=job.options.name, queue=job.delivery_queue,
+        )
+        if await self.ledger.ascripts().run(call):
+            log.error("message for task %s (%s) dead-lettered: %s", job.task_id,
+                      job.options.name, message or error)

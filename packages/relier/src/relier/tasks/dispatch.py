@@ -1,0 +1,146 @@
+"""Dispatch: seal the envelope and record + publish the task in one Redis round trip.
+
+``apush`` uses the process's asyncio client, ``push`` its sync client: neither creates an event
+loop or a connection pool per call. The ledger record, the broker message, the idempotency
+check and the admission check are one script call (I1, I6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from relier.core import codec
+from relier.core.exceptions import AdmissionRejectedError, RedisConnectionError
+from relier.core.ops import AdmissionScope, DispatchReply
+from relier.core.scripts import Call
+from relier.core.settings import Settings, get_settings, mask_url
+from relier.envelope import Envelope, Keyring, migrations, seal
+from relier.idempotency import IdempotencyMiddleware
+from relier.phoenix import Ledger, PhoenixMiddleware
+from relier.tasks.receipt import TaskReceipt
+from relier.tasks.runtime import TaskSpec, process_loop
+
+__all__ = ["Dispatcher", "dispatcher"]
+
+#: Returns the admission scopes of one dispatch (installed by relier-admission).
+AdmissionPolicy = Callable[[TaskSpec], tuple[AdmissionScope, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    task_id: str
+    call: Call[DispatchReply]
+    message: bytes
+    queue: str
+    scopes: tuple[AdmissionScope, ...]
+
+
+class Dispatcher:
+    """Everything dispatch needs in one process: settings, keys, ledger, admission."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.ledger = Ledger(self.settings)
+        self.keyring = Keyring.from_settings(self.settings)
+        self.idempotency = IdempotencyMiddleware(self.settings)
+        self.phoenix = PhoenixMiddleware(self.ledger)
+        self.admission: AdmissionPolicy | None = None
+        #: Returns the W3C trace context to carry (installed by relier-otel).
+        self.trace_context: Callable[[], dict[str, str]] | None = None
+        self.host = socket.gethostname()
+
+    def prepare(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+                ) -> _Prepared:
+        """Seal the envelope and build the script call (no I/O)."""
+        options = spec.options
+        task_id = str(uuid.uuid4())
+        envelope = Envelope.new(
+            options.name, task_id, args, kwargs,
+            version=migrations.current_version(options.name),
+            producer=f"{self.host}:{os.getpid()}",
+            trace=self.trace_context() if self.trace_context else None,
+        )
+        idem_key = self.idempotency.key_for(options, args, kwargs)
+        scopes = self.admission(spec) if self.admission else ()
+        call, message = self.ledger.dispatch_call(
+            task_id=task_id, task_name=options.name, queue=options.queue,
+            envelope=seal(envelope, self.keyring),
+            max_resurrections=self.phoenix.max_resurrections(options),
+            idem_key=idem_key, idem_ttl=self.idempotency.ttl(options) if idem_key else 0,
+            admission=scopes,
+        )
+        return _Prepared(task_id, call, message, options.queue, scopes)
+
+    def push(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+             ) -> TaskReceipt:
+        """Dispatch from synchronous code."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None and not process_loop().is_current(loop):
+            raise RuntimeError(
+                f"{spec.name}.push() was called on a thread whose event loop is running; "
+                f"it would block that loop. Use `await {spec.name.rsplit('.', 1)[-1]}"
+                ".apush(...)` there."
+            )
+        prepared = self.prepare(spec, args, kwargs)
+        try:
+            reply = self.ledger.dispatch(prepared.call, prepared.message, prepared.queue)
+        except redis.RedisError as exc:
+            raise RedisConnectionError(mask_url(self.settings.redis_url), exc) from exc
+        return self._receipt(spec, prepared, reply)
+
+    async def apush(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+                    ) -> TaskReceipt:
+        """Dispatch from asyncio code."""
+        prepared = self.prepare(spec, args, kwargs)
+        try:
+            reply = await self.ledger.adispatch(prepared.call, prepared.message, prepared.queue)
+        except redis.RedisError as exc:
+            raise RedisConnectionError(mask_url(self.settings.redis_url), exc) from exc
+        return self._receipt(spec, prepared, reply)
+
+    def _receipt(self, spec: TaskSpec, prepared: _Prepared, reply: DispatchReply
+                 ) -> TaskReceipt:
+        if reply.kind == "accepted":
+            return TaskReceipt(prepared.task_id, spec.name, self.ledger)
+        if reply.kind == "duplicate":
+            if reply.state == "done":
+                result = codec.decode(reply.result) if reply.result is not None else None
+                return TaskReceipt(reply.task_id, spec.name, self.ledger, state="done",
+                                   result=result, deduplicated=True)
+            return TaskReceipt(reply.task_id, spec.name, self.ledger, state=reply.state,
+                               deduplicated=True)
+        scope = prepared.scopes[reply.scope_position - 1]
+        raise AdmissionRejectedError(
+            f"{spec.name} not dispatched: the {scope.name} admission limit ({scope.limit} per "
+            f"{scope.window_ms / 1000:g}s) is reached",
+            math.ceil(reply.retry_after_ms / 1000), scope.name,
+        )
+
+
+_dispatcher: Dispatcher | None = None
+
+
+def dispatcher() -> Dispatcher:
+    """The process's dispatcher (built on first dispatch)."""
+    global _dispatcher
+    if _dispatcher is None:
+        _dispatcher = Dispatcher()
+    return _dispatcher
+
+
+def reset_dispatcher(new: Dispatcher | None = None) -> None:
+    """Replace the process's dispatcher (tests, or after changing settings)."""
+    global _dispatcher
+    _dispatcher = new

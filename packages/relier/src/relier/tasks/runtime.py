@@ -1,0 +1,290 @@
+"""The worker side: one persistent event loop per process, and the run of one delivery.
+
+Celery calls a Relier task in its own thread (prefork child, solo main thread, or a pool
+thread). The runtime hands the pipeline to the process's event loop, which runs in a daemon
+thread created on first use in each process (so a forked child never touches its parent's
+loop): async bodies run on that loop; sync bodies run in Celery's thread between the
+pipeline's two halves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from relier.core.exceptions import TaskTimeoutError
+from relier.core.pipeline import Job, Middleware, SkipRun, TaskOptions
+from relier.core.settings import get_settings
+from relier.envelope import Envelope, Keyring, migrations, seal
+from relier.idempotency import IdempotencyMiddleware
+from relier.phoenix import Ledger, current_keeper
+from relier.tasks.context import TaskContext, bind, unbind
+from relier.tasks.middleware import build_chain
+
+__all__ = ["ProcessLoop", "Runtime", "TaskSpec", "process_loop", "runtime"]
+
+log = logging.getLogger("relier.tasks")
+
+T = TypeVar("T")
+
+#: How long a cancelled body gets to unwind after its hard timeout before it is abandoned.
+CANCEL_GRACE = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A decorated task: its function and options."""
+
+    fn: Callable[..., Any]
+    options: TaskOptions
+    accepts_ctx: bool
+
+    @property
+    def name(self) -> str:
+        """Registered task name."""
+        return self.options.name
+
+
+class ProcessLoop:
+    """The event loop of this process, in a daemon thread, recreated after fork."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        """The loop, started on first use in this process."""
+        if self._pid != os.getpid() or self._loop is None:
+            with self._lock:
+                if self._pid != os.getpid() or self._loop is None:
+                    loop = asyncio.new_event_loop()
+                    thread = threading.Thread(target=loop.run_forever, name="relier-loop",
+                                              daemon=True)
+                    thread.start()
+                    self._loop, self._pid = loop, os.getpid()
+        return self._loop
+
+    def is_current(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """True when ``loop`` is this process's Relier loop."""
+        return self._pid == os.getpid() and loop is self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and wait for it from this (other) thread."""
+        return asyncio.run_coroutine_threadsafe(coro, self.get()).result()
+
+
+_process_loop = ProcessLoop()
+
+
+def process_loop() -> ProcessLoop:
+    """The process-wide :class:`ProcessLoop`."""
+    return _process_loop
+
+
+async def run_with_timeouts(
+    body: Callable[[], Awaitable[Any]],
+    ctx: TaskContext,
+    *,
+    soft: float | None,
+    hard: float | None,
+    on_soft: Callable[[TaskContext], Awaitable[None]] | None,
+) -> Any:
+    """Run an async body under a soft and a hard deadline.
+
+    At ``soft`` seconds the hook runs, concurrently, with the same live context; it is
+    cancelled at the hard deadline (so it has ``hard - soft`` seconds). At ``hard`` seconds the
+    body is cancelled and :class:`TaskTimeoutError` raised; a body that swallows the
+    cancellation is abandoned after a short grace, still reported as timed out, and its slot
+    freed (its later writes are fenced once the task is dead-lettered).
+    """
+    task = asyncio.ensure_future(body())
+    watchers = []
+    if soft is not None:
+        async def soft_deadline() -> None:
+            await asyncio.sleep(soft)
+            log.warning("%s passed its soft_timeout of %gs", ctx.full_name, soft)
+            if on_soft is not None:
+                try:
+                    await on_soft(ctx)
+                except Exception:
+                    log.exception("%s: on_soft_timeout hook raised", ctx.full_name)
+
+        watchers.append(asyncio.ensure_future(soft_deadline()))
+    try:
+        if hard is None:
+            return await task
+        done, _ = await asyncio.wait({task}, timeout=hard)
+        if task in done:
+            return task.result()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=CANCEL_GRACE)
+        if task in done:
+            if not task.cancelled():
+                task.exception()  # consumed: the timeout is what gets reported
+        else:
+            log.error("%s swallowed its cancellation at hard_timeout=%gs; abandoned (its "
+                      "writes will be refused)", ctx.full_name, hard)
+        raise TaskTimeoutError(ctx.task_name, hard)
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+
+
+class Runtime:
+    """Runs deliveries of Relier tasks through the middleware chain."""
+
+    def __init__(self) -> None:
+        self.settings = get_settings()
+        self.ledger = Ledger(self.settings)
+        self.chain: list[Middleware] = build_chain(self.settings)
+        self.keyring = Keyring.from_settings(self.settings)
+        self.idempotency = IdempotencyMiddleware(self.settings)
+        self.loop = process_loop()
+
+    # -- entry point (Celery's thread) -----------------------------------------------------------
+    def execute(self, spec: TaskSpec, request: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> None:
+        """Run one delivery; returns None (results live in the ledger, not in Celery)."""
+        job = self._job(spec, request, args, kwargs)
+        if spec.options.is_async:
+            self.loop.run(self._run_async(spec, job))
+        else:
+            self._run_sync(spec, job)
+
+    def _job(self, spec: TaskSpec, request: Any, args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> Job:
+        keeper = current_keeper()
+        job = Job(
+            task_id=request.id, options=spec.options,
+            delivery_queue=(request.delivery_info or {}).get("routing_key") or
+            spec.options.queue,
+            worker_id=keeper.worker_id if keeper else "", hostname=request.hostname or "",
+            message_args=tuple(args), message_kwargs=dict(kwargs),
+            headers={"rl_idem": getattr(request, "rl_idem", None) or ""},
+            legacy=getattr(request, "rl", None) is None,
+        )
+        job.idem_key = job.headers["rl_idem"]
+        if job.legacy:
+            self._adopt(spec, job)
+        return job
+
+    def _adopt(self, spec: TaskSpec, job: Job) -> None:
+        """Make a plain Celery message (``.delay()``) a tracked task from here on."""
+        self.ledger.client.hincrby(self.ledger.keys.stats, "legacy_messages", 1)
+        log.info("%s[%s] arrived as a legacy .delay() message", spec.name, job.task_id)
+        if not self.settings.accept_unsigned:
+            return
+        kwargs = {k: v for k, v in job.message_kwargs.items() if k != "ctx"}
+        envelope = Envelope.new(spec.name, job.task_id, list(job.message_args), kwargs,
+                                version=migrations.current_version(spec.name),
+                                producer="legacy")
+        job.sealed = seal(envelope, self.keyring)
+        job.idem_key = self.idempotency.key_for(spec.options, envelope.args, envelope.kwargs)
+        job.idem_ttl = self.idempotency.ttl(spec.options) if job.idem_key else 0
+
+    # -- the chain -----------------------------------------------------------------------------
+    async def _enter(self, job: Job) -> tuple[list[Middleware], BaseException | None]:
+        entered: list[Middleware] = []
+        try:
+            for middleware in self.chain:
+                await middleware.before_run(job)
+                entered.append(middleware)
+        except BaseException as exc:
+            return entered, exc
+        return entered, None
+
+    async def _leave(self, job: Job, entered: list[Middleware],
+                     error: BaseException | None) -> None:
+        for middleware in reversed(entered):
+            try:
+                await middleware.after_run(job, error)
+            except Exception:
+                log.exception("%s[%s]: %s.after_run failed", job.options.name, job.task_id,
+                              middleware.name)
+        if not entered and error is not None and not isinstance(error, SkipRun):
+            # Failed before the claim: nothing owns the task, so nothing was recorded.
+            log.error("%s[%s] not run: %s", job.options.name, job.task_id, error)
+        elif isinstance(error, SkipRun):
+            log.info("%s[%s] not run: %s", job.options.name, job.task_id, error.reason)
+
+    def _context(self, job: Job) -> TaskContext:
+        return TaskContext(
+            task_id=job.task_id, task_name=job.options.name, args=tuple(job.args),
+            kwargs=dict(job.kwargs), worker_id=job.hostname, attempt=job.attempt,
+            partial_result=job.checkpoint, resurrections=job.resurrections, epoch=job.epoch,
+            _checkpointer=job.checkpointer,
+        )
+
+    def _call_args(self, spec: TaskSpec, job: Job, ctx: TaskContext) -> dict[str, Any]:
+        kwargs = dict(job.kwargs)
+        if spec.accepts_ctx:
+            kwargs["ctx"] = ctx
+        return kwargs
+
+    async def _run_async(self, spec: TaskSpec, job: Job) -> None:
+        entered, error = await self._enter(job)
+        if error is None:
+            ctx = self._context(job)
+            token = bind(ctx)
+            job.started_at = time.time()
+            try:
+                soft, hard = self._timeouts(spec)
+                kwargs = self._call_args(spec, job, ctx)
+                job.result = await run_with_timeouts(
+                    lambda: spec.fn(*job.args, **kwargs), ctx, soft=soft, hard=hard,
+                    on_soft=spec.options.get("on_soft_timeout"),
+                )
+            except BaseException as exc:
+                error = exc
+            finally:
+                unbind(token)
+        await self._leave(job, entered, error)
+
+    def _run_sync(self, spec: TaskSpec, job: Job) -> None:
+        entered, error = self.loop.run(self._enter(job))
+        if error is None:
+            ctx = self._context(job)
+            token = bind(ctx)
+            job.started_at = time.time()
+            try:
+                job.result = spec.fn(*job.args, **self._call_args(spec, job, ctx))
+            except BaseException as exc:
+                error = exc
+            finally:
+                unbind(token)
+        self.loop.run(self._leave(job, entered, error))
+
+    def _timeouts(self, spec: TaskSpec) -> tuple[float | None, float | None]:
+        soft, hard = spec.options.get("soft_timeout"), spec.options.get("hard_timeout")
+        if soft is None and hard is None:
+            # RELIER_SOFT_TIMEOUT / RELIER_HARD_TIMEOUT apply to tasks that set neither.
+            return self.settings.soft_timeout, self.settings.hard_timeout
+        return soft, hard
+
+
+_runtime: Runtime | None = None
+_runtime_pid = -1
+
+
+def runtime() -> Runtime:
+    """The process's runtime (rebuilt in a forked child)."""
+    global _runtime, _runtime_pid
+    if _runtime is None or _runtime_pid != os.getpid():
+        _runtime, _runtime_pid = Runtime(), os.getpid()
+    return _runtime
+
+
+def accepts_ctx(fn: Callable[..., Any]) -> bool:
+    """True when ``fn`` declares a parameter named ``ctx``."""
+    try:
+        return "ctx" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,50 @@
+"""Small helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+
+from relier.core import Keys
+from relier.envelope import Envelope, Keyring, seal
+from relier.phoenix import Ledger
+from relier.phoenix.records import TaskRecord, parse_record
+
+T = TypeVar("T")
+
+KEYS = Keys()
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll until ``predicate()`` is truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def record(client: redis.Redis, task_id: str) -> TaskRecord:
+    return parse_record(task_id, client.hgetall(KEYS.task(task_id)))
+
+
+def counter(client: redis.Redis, kind: str, key: str) -> int:
+    return int(client.get(f"test:{kind}:{key}") or 0)
+
+
+def dispatch_raw(task_name: str, task_id: str, args: list[Any], *, version: int = 1,
+                 keyring: Keyring | None = None, queue: str = "default") -> bytes:
+    """Dispatch an envelope built by hand (to send old or odd payloads)."""
+    ledger = Ledger()
+    env = Envelope(task_name, task_id, version, args, {})
+    sealed = seal(env, keyring or Keyring.from_settings(ledger.settings))
+    call, message = ledger.dispatch_call(task_id=task_id, task_name=task_name, queue=queue,
+                                         envelope=sealed, max_resurrections=2)
+    assert ledger.dispatch(call, message, queue).kind == "accepted"
+    return sealed

@@ -1,0 +1,252 @@
+"""Tasks that real test workers import (``RELIER_IMPORTS=relier_testing.tasks``).
+
+Every task records what it did in Redis under ``test:*`` keys, so a test can count runs and
+completions across processes that it kills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Any
+
+import redis
+
+from relier import TaskContext, rl_task, task_context
+
+_clients: dict[int, redis.Redis] = {}
+
+
+def r() -> redis.Redis:
+    pid = os.getpid()
+    if pid not in _clients:
+        _clients[pid] = redis.Redis.from_url(os.environ["RELIER_REDIS_URL"])
+    return _clients[pid]
+
+
+def mark(kind: str, key: str) -> int:
+    """Count an event (``test:<kind>:<key>``) and log it in order (``test:log``).
+
+    Retries while Redis is down, so that a Redis restart test measures Relier, not the test
+    task's own dependency on Redis.
+    """
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            pipe = r().pipeline()
+            pipe.rpush("test:log", f"{kind}:{key}:{os.getpid()}")
+            pipe.incr(f"test:{kind}:{key}")
+            return int(pipe.execute()[1])
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@rl_task()
+async def add(a: int, b: int, ctx: TaskContext = None) -> dict[str, Any]:  # type: ignore[assignment]
+    return {"sum": a + b, "task_id": ctx.task_id, "attempt": ctx.attempt,
+            "worker": ctx.worker_id, "args": list(ctx.args), "pid": os.getpid()}
+
+
+@rl_task()
+def multiply(a: int, b: int) -> int:
+    return a * b
+
+
+@rl_task()
+async def via_proxy(item: str) -> dict[str, Any]:
+    return {"task_id": task_context.task_id, "name": task_context.task_name, "item": item}
+
+
+@rl_task(queue="high_priority")
+async def record(key: str, seconds: float = 0.0) -> str:
+    """Count a start, sleep, count a completion."""
+    mark("start", key)
+    if seconds:
+        await asyncio.sleep(seconds)
+    mark("done", key)
+    return key
+
+
+@rl_task()
+def record_sync(key: str, seconds: float = 0.0) -> str:
+    mark("start", key)
+    time.sleep(seconds)
+    mark("done", key)
+    return key
+
+
+@rl_task()
+def busy_cpu(key: str, seconds: float) -> str:
+    """Hold the GIL in a pure-Python loop (a lease must survive it)."""
+    mark("start", key)
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    mark("done", key)
+    return key
+
+
+@rl_task()
+async def fan_out(keys: list[str]) -> int:
+    for key in keys:
+        record.push(key)  # sync convenience inside an async task
+    return len(keys)
+
+
+@rl_task()
+def fan_out_sync(keys: list[str]) -> int:
+    for key in keys:
+        record.push(key)
+    return len(keys)
+
+
+@rl_task()
+async def fan_out_async(keys: list[str]) -> int:
+    for key in keys:
+        await record.apush(key)
+    return len(keys)
+
+
+@rl_task(max_resurrections=2)
+async def poison(key: str) -> None:
+    """Kills the process running it, every time."""
+    mark("start", key)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@rl_task(max_resurrections=3)
+async def die_once(key: str) -> str:
+    """Kills its own process on the first attempt only."""
+    if mark("start", key) == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    mark("done", key)
+    return "survived"
+
+
+@rl_task()
+async def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+async def save_progress(ctx: TaskContext) -> None:
+    last = ctx.metadata.get("cursor")
+    mark("soft", ctx.task_id)
+    if last is not None:
+        await ctx.set_partial({"last_cursor": last})
+
+
+@rl_task(soft_timeout=0.5, hard_timeout=1.5, on_soft_timeout=save_progress)
+async def slow_with_hook(steps: int) -> int:
+    for i in range(steps):
+        task_context.metadata["cursor"] = i
+        await asyncio.sleep(0.1)
+    return steps
+
+
+async def long_hook(ctx: TaskContext) -> None:
+    mark("hook-start", ctx.task_id)
+    try:
+        await asyncio.sleep(10)
+    except asyncio.CancelledError:
+        mark("hook-cancelled", ctx.task_id)
+        raise
+
+
+@rl_task(soft_timeout=0.3, hard_timeout=0.8, on_soft_timeout=long_hook)
+async def hook_outlives_hard(key: str) -> None:
+    await asyncio.sleep(10)
+
+
+@rl_task(hard_timeout=0.5)
+async def swallows_cancel(key: str) -> None:
+    mark("start", key)
+    for _ in range(30):
+        try:
+            await asyncio.sleep(0.1)
+        except asyncio.CancelledError:
+            mark("swallowed", key)
+
+
+@rl_task(hard_timeout=30)
+async def checkpointed(total: int, key: str, ctx: TaskContext = None,  # type: ignore[assignment]
+                       pause: float = 0.05) -> dict[str, Any]:
+    """Pattern 3a: checkpoint after every item; records where each attempt resumed."""
+    start = (ctx.partial_result or {}).get("next", 0)
+    r().rpush(f"test:resumed:{key}", start)
+    for i in range(start, total):
+        await asyncio.sleep(pause)
+        mark("item", f"{key}:{i}")
+        await ctx.set_partial({"next": i + 1})
+    mark("done", key)
+    return {"processed_from": start}
+
+
+@rl_task()
+async def big_checkpoint(size: int, ctx: TaskContext = None) -> str:  # type: ignore[assignment]
+    await ctx.set_partial({"blob": "x" * size})
+    return "stored"
+
+
+@rl_task(idempotent=True, idempotency_ttl=600)
+async def charge(customer: str, cents: int, seconds: float = 0.0) -> dict[str, Any]:
+    if seconds:
+        await asyncio.sleep(seconds)
+    n = mark("charge", f"{customer}:{cents}")
+    return {"charged": cents, "charge_number": n}
+
+
+@rl_task(idempotent=True, idempotency_ttl=600, max_resurrections=3)
+async def charge_and_die_once(customer: str) -> dict[str, Any]:
+    if mark("start", customer) == 1:
+        await asyncio.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGKILL)
+    mark("done", customer)
+    return {"customer": customer}
+
+
+@rl_task()
+async def returns_object() -> object:
+    mark("done", "object")
+    return object()
+
+
+@rl_task()
+async def noop() -> None:
+    return None
+
+
+@rl_task()
+def noop_sync() -> None:
+    return None
+
+
+# -- migrations (worker side): `versioned` is at version 3 with no step from 1 (a gap);
+# -- `migrating` is at version 2 and its step fails for one argument.
+from relier.envelope import migrations  # noqa: E402
+
+
+@migrations.step("relier_testing.tasks.versioned", from_version=2)
+def _versioned_2_to_3(args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    return args, kwargs
+
+
+@migrations.step("relier_testing.tasks.migrating", from_version=1)
+def _migrating_1_to_2(args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    if args[0] == "explode":
+        raise KeyError("amount")
+    return [f"{args[0]}/v2"], kwargs
+
+
+@rl_task()
+async def versioned(value: str) -> str:
+    return value
+
+
+@rl_task()
+async def migrating(value: str) -> str:
+    return value
