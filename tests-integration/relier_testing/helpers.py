@@ -11,7 +11,7 @@ import redis
 from relier.core import Keys
 from relier.envelope import Envelope, Keyring, seal
 from relier.phoenix import Ledger
-from relier.phoenix.records import TaskRecord, parse_record
+from relier.phoenix.records import TaskRecord, fetch_record
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: fl
 
 
 def record(client: redis.Redis, task_id: str) -> TaskRecord:
-    return parse_record(task_id, client.hgetall(KEYS.task(task_id)))
+    return fetch_record(client, KEYS, task_id)
 
 
 def counter(client: redis.Redis, kind: str, key: str) -> int:

@@ -7,30 +7,13 @@ so a test run only ever ends processes it started.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
-import redis
+from relier.cli.procs import REDIS_CONFIG as DEFAULT_CONFIG
+from relier.cli.procs import LocalRedis, free_port
 
-DEFAULT_CONFIG = {
-    "appendonly": "yes",
-    "appendfsync": "everysec",
-    "maxmemory-policy": "noeviction",
-    "maxmemory": "1gb",
-    "save": "",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["ContainerRedis", "LocalRedis", "docker_engine_answers", "free_port"]
 
 
 def docker_engine_answers() -> bool:
@@ -56,76 +39,6 @@ def docker_engine_answers() -> bool:
             return b" 200 " in sock.recv(64)
     except OSError:
         return False
-
-
-class LocalRedis:
-    """A ``redis-server`` process on a free port in its own temporary directory."""
-
-    def __init__(self, config: dict[str, str] | None = None, binary: str | None = None) -> None:
-        found = binary or shutil.which("redis-server")
-        if found is None:
-            raise FileNotFoundError("redis-server is not installed")
-        self.binary = found
-        self.config = {**DEFAULT_CONFIG, **(config or {})}
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="relier-redis-"))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 10.0) -> LocalRedis:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.dir), "--daemonize", "no", "--logfile", "redis.log"]
-        for key, value in self.config.items():
-            args += [f"--{key}", value]
-        self.proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                # While an AOF loads the server answers LOADING; wait until it is done.
-                if client.ping() and client.info("persistence").get("loading", 0) == 0:
-                    break
-            except redis.RedisError:
-                pass
-            if self.proc.poll() is not None:
-                log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}:\n{log}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"redis-server on port {self.port} did not answer")
-            time.sleep(0.05)
-        client.close()
-        return self
-
-    def signal(self, sig: int) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-
-    def kill(self) -> None:
-        """SIGKILL the server (no chance to save anything beyond its AOF)."""
-        self.signal(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def restart(self) -> None:
-        """Start again on the same port and directory, so the AOF is replayed."""
-        self.start()
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class ContainerRedis:

@@ -250,3 +250,74 @@ async def versioned(value: str) -> str:
 @rl_task()
 async def migrating(value: str) -> str:
     return value
+
+
+@rl_task()
+async def flaky(key: str) -> str:
+    """Fails while ``test:broken:<key>`` is set; succeeds once it is deleted."""
+    mark("start", key)
+    if r().get(f"test:broken:{key}"):
+        raise RuntimeError(f"{key} is broken")
+    mark("done", key)
+    return f"{key} ok"
+
+
+# -- The cookbook's checkpoint patterns, as written (fetch and handle stand for the user's
+# -- data source and per-item work).
+class Item:
+    def __init__(self, id: str) -> None:
+        self.id = id
+
+
+async def fetch(cursor: str):  # type: ignore[no-untyped-def]
+    for n in range(int(cursor), 40):
+        yield Item(str(n + 1))
+
+
+async def handle(item: Item) -> None:
+    await asyncio.sleep(0.05)
+    mark("handled", item.id)
+
+
+@rl_task(hard_timeout=60)
+async def reprocess_items_3a(start_cursor: str = "0", ctx: TaskContext = None) -> dict:  # type: ignore[type-arg,assignment]
+    cursor = (ctx.partial_result or {}).get("last_cursor", start_cursor)
+    count = 0
+    async for item in fetch(cursor):
+        await handle(item)
+        # Persist progress after each item.
+        await ctx.set_partial({"last_cursor": item.id})
+        count += 1
+    return {"processed": count}
+
+
+async def save_progress_3b(ctx: TaskContext) -> None:
+    # ctx.metadata holds whatever the task body wrote into it.
+    last = ctx.metadata.get("cursor")
+    if last is not None:
+        await ctx.set_partial({"last_cursor": last})
+
+
+@rl_task(soft_timeout=0.5, hard_timeout=1.0, on_soft_timeout=save_progress_3b)
+async def reprocess_items_3b(start_cursor: str = "0", ctx: TaskContext = None) -> dict:  # type: ignore[type-arg,assignment]
+    cursor = (ctx.partial_result or {}).get("last_cursor", start_cursor)
+    count = 0
+    async for item in fetch(cursor):
+        await handle(item)
+        ctx.metadata["cursor"] = item.id  # in-memory only
+        count += 1
+    return {"processed": count}
+
+
+@rl_task(soft_timeout=55, hard_timeout=60, on_soft_timeout=save_progress_3b)
+async def reprocess_items_3c(start_cursor: str = "0", ctx: TaskContext = None) -> dict:  # type: ignore[type-arg,assignment]
+    cursor = (ctx.partial_result or {}).get("last_cursor", start_cursor)
+    count = 0
+    async for item in fetch(cursor):
+        await handle(item)
+        ctx.metadata["cursor"] = item.id
+        count += 1
+        # Durable checkpoint every 10 items.
+        if count % 10 == 0:
+            await ctx.set_partial({"last_cursor": item.id})
+    return {"processed": count}

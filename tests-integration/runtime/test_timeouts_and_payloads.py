@@ -82,10 +82,10 @@ def test_tampered_payload_is_dead_lettered_with_its_bytes_and_never_run(
     reset_settings(None)
     reset_dispatcher(None)
     receipt = tasks.record.push("tamper")
-    sealed = client.hget(KEYS.task(receipt.id), "e")
+    sealed = client.get(KEYS.envelope(receipt.id))
     assert sealed is not None
     tampered = sealed.replace(b"tamper", b"tamped")
-    client.hset(KEYS.task(receipt.id), "e", tampered)
+    client.set(KEYS.envelope(receipt.id), tampered)
     relier_worker(concurrency=1, env={"RELIER_SIGNING_KEYS": keys})
     with pytest.raises(TaskDeadLetteredError, match="PayloadIntegrityError"):
         receipt.get(timeout=20)

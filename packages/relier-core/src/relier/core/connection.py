@@ -64,7 +64,7 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     return SentinelURL(tuple(nodes), segments[0], db, password, parts.scheme == "sentinels")
 
 
-def _common_kwargs(settings: Settings) -> dict[str, Any]:
+def _common_kwargs(settings: Settings, url: str) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_connect_timeout,
@@ -72,6 +72,8 @@ def _common_kwargs(settings: Settings) -> dict[str, Any]:
         "max_connections": settings.redis_max_connections,
         "retry_on_timeout": False,
     }
+    if not url.startswith("unix:"):
+        kwargs["socket_keepalive"] = settings.redis_socket_keepalive
     if settings.redis_password:
         kwargs["password"] = settings.redis_password
     return kwargs
@@ -120,7 +122,7 @@ def async_redis_client(settings: Settings | None = None, url: str | None = None)
 
 
 def _build_sync(settings: Settings, url: str) -> redis.Redis:
-    kwargs = _common_kwargs(settings)
+    kwargs = _common_kwargs(settings, url)
     if urlsplit(url).scheme.startswith("sentinel"):
         spec = parse_sentinel_url(url)
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
@@ -135,11 +137,15 @@ def _build_sync(settings: Settings, url: str) -> redis.Redis:
             spec.master, db=spec.db, ssl=spec.ssl, **kwargs
         )
         return client
-    return redis.Redis.from_url(url, **kwargs)
+    # A blocking pool: past max_connections, callers wait for a free connection (up to the
+    # socket timeout) instead of failing with "Too many connections" under a burst.
+    pool = redis.BlockingConnectionPool.from_url(url, timeout=settings.redis_socket_timeout,
+                                                 **kwargs)
+    return redis.Redis(connection_pool=pool)
 
 
 def _build_async(settings: Settings, url: str) -> aredis.Redis:
-    kwargs = _common_kwargs(settings)
+    kwargs = _common_kwargs(settings, url)
     if urlsplit(url).scheme.startswith("sentinel"):
         spec = parse_sentinel_url(url)
         sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
@@ -154,7 +160,9 @@ def _build_async(settings: Settings, url: str) -> aredis.Redis:
             spec.master, db=spec.db, ssl=spec.ssl, **kwargs
         )
         return aclient
-    return aredis.Redis.from_url(url, **kwargs)
+    apool = aredis.BlockingConnectionPool.from_url(url, timeout=settings.redis_socket_timeout,
+                                                   **kwargs)
+    return aredis.Redis(connection_pool=apool)
 
 
 def kombu_broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:

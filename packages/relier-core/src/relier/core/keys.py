@@ -7,9 +7,11 @@ one key per task. The broker's queue lists belong to kombu and keep kombu's name
 Layout (prefix ``rl``, see ``RELIER_KEY_PREFIX``)::
 
     rl:meta                     hash    keyspace version, first-seen time
-    rl:t:{<task id>}            hash    the task record: envelope, state, epoch, attempts, ...
+    rl:t:{<task id>}            hash    the task record: state, epoch, attempts, owner, ...
                                         (no TTL while live; RELIER_RESULT_TTL once done;
                                         kept while dead-lettered)
+    rl:e:{<task id>}            string  the task's sealed envelope, same lifetime as the record
+                                        (apart, so the record stays a compact listpack)
     rl:pending:<queue>          zset    task id -> broker sequence, for tasks whose message
                                         has not been claimed yet (lost-message detection)
     rl:qseq                     hash    queue -> last sequence number published
@@ -45,6 +47,10 @@ class Keys:
     def task(self, task_id: str) -> str:
         """The task record (hash)."""
         return f"{self.prefix}:t:{{{task_id}}}"
+
+    def envelope(self, task_id: str) -> str:
+        """The task's sealed envelope (string), kept beside its record."""
+        return f"{self.prefix}:e:{{{task_id}}}"
 
     # -- broker bookkeeping --------------------------------------------------------------------
     def pending(self, queue: str) -> str:

@@ -195,8 +195,8 @@ class Ops:
         k = self.keys
         return Call(
             "task_dispatch",
-            [k.task(task_id), k.pending(queue), k.queue_seq, k.broker_list(queue),
-             idem_key or k.task(task_id), *(s.key for s in admission)],
+            [k.task(task_id), k.envelope(task_id), k.pending(queue), k.queue_seq,
+             k.broker_list(queue), idem_key or k.task(task_id), *(s.key for s in admission)],
             [task_id, task_name, queue, envelope, max_resurrections, idem_ttl if idem_key else 0,
              message, *_scope_args(admission)],
             _parse_dispatch,
@@ -218,8 +218,8 @@ class Ops:
         k = self.keys
         return Call(
             "task_claim",
-            [k.task(task_id), k.pending(queue), k.worker_tasks(worker_id), k.workers,
-             k.queue_claimed, idem_key or k.task(task_id)],
+            [k.task(task_id), k.envelope(task_id), k.pending(queue), k.worker_tasks(worker_id),
+             k.workers, k.queue_claimed, idem_key or k.task(task_id)],
             [task_id, worker_id, queue, adopt, adopt_name, adopt_max_resurrections,
              adopt_idem_ttl],
             _parse_claim,
@@ -240,7 +240,8 @@ class Ops:
         k = self.keys
         return Call(
             "task_complete",
-            [k.task(task_id), k.worker_tasks(worker_id), idem_key or k.task(task_id)],
+            [k.task(task_id), k.envelope(task_id), k.worker_tasks(worker_id),
+             idem_key or k.task(task_id)],
             [task_id, epoch, result, result_ttl, idem_ttl if idem_key else 0],
             _parse_flag,
         )
@@ -265,7 +266,8 @@ class Ops:
         k = self.keys
         return Call(
             "task_fail",
-            [k.task(task_id), k.worker_tasks(worker_id), k.dlq, idem_key or k.task(task_id)],
+            [k.task(task_id), k.envelope(task_id), k.worker_tasks(worker_id), k.dlq,
+             idem_key or k.task(task_id)],
             [task_id, epoch, reason, exc_type, message, traceback, outcome, raw, task_name,
              queue],
             _parse_flag,
@@ -335,7 +337,8 @@ class Ops:
         """Delete one dead-lettered task."""
         k = self.keys
         return Call(
-            "dlq_purge", [k.task(task_id), k.dlq, idem_key or k.task(task_id)], [task_id],
+            "dlq_purge", [k.task(task_id), k.envelope(task_id), k.dlq,
+                          idem_key or k.task(task_id)], [task_id],
             _parse_flag,
         )
 

@@ -2,10 +2,14 @@
 
 The runtime (``relier.tasks``) runs every delivered message through a chain of middleware:
 each ``before_run`` in order, then the task body, then each ``after_run`` in reverse order
-(for the middleware whose ``before_run`` ran). Phoenix (claim, complete, dead-letter), the
-envelope (verify, migrate), idempotency and telemetry plug in here without the runtime knowing
-them. The classes live in core so that feature packages can implement them without importing
-the runtime (dependencies point one way: core <- features <- relier).
+(for the middleware whose ``before_run`` ran). Hooks are plain functions run in the thread
+Celery gave the task (blocking there is what that thread is for); only an ``async def`` body
+goes to the process's event loop, so a run costs no thread hop beyond the body's own.
+
+Phoenix (claim, complete, dead-letter), the envelope (verify, migrate), idempotency and
+telemetry plug in here without the runtime knowing them. The classes live in core so that
+feature packages can implement them without importing the runtime (dependencies point one
+way: core <- features <- relier).
 
 A middleware also declares the ``rl_task`` options it owns; ``rl_task`` rejects any option no
 installed middleware claims.
@@ -110,10 +114,10 @@ class Middleware:
     def check_options(self, options: TaskOptions, fn: Callable[..., Any]) -> None:
         """Validate this middleware's options at decoration time; raise ValueError to refuse."""
 
-    async def before_run(self, job: Job) -> None:
+    def before_run(self, job: Job) -> None:
         """Called before the body, in chain order. Raise SkipRun to not run the body."""
 
-    async def after_run(self, job: Job, error: BaseException | None) -> None:
+    def after_run(self, job: Job, error: BaseException | None) -> None:
         """Called after the body (or a later hook's failure), in reverse order.
 
         ``error`` is the exception that ended the run, or None on success (``job.result`` then

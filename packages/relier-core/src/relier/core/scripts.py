@@ -54,24 +54,24 @@ SPECS: dict[str, ScriptSpec] = {
     for spec in (
         ScriptSpec(
             "task_dispatch",
-            ("record", "pending", "qseq", "queue_list", "idem", "admission..."),
+            ("record", "envelope", "pending", "qseq", "queue_list", "idem", "admission..."),
             ("task_id", "task_name", "queue", "envelope", "max_res", "idem_ttl", "message",
              "n_scopes", "limits..."),
         ),
         ScriptSpec(
             "task_claim",
-            ("record", "pending", "worker_tasks", "workers", "qclaimed", "idem"),
+            ("record", "envelope", "pending", "worker_tasks", "workers", "qclaimed", "idem"),
             ("task_id", "worker_id", "queue", "adopt", "adopt_name", "adopt_max_res",
              "adopt_idem_ttl"),
         ),
         ScriptSpec(
             "task_complete",
-            ("record", "worker_tasks", "idem"),
+            ("record", "envelope", "worker_tasks", "idem"),
             ("task_id", "epoch", "result", "result_ttl", "idem_ttl"),
         ),
         ScriptSpec(
             "task_fail",
-            ("record", "worker_tasks", "dlq", "idem"),
+            ("record", "envelope", "worker_tasks", "dlq", "idem"),
             ("task_id", "epoch", "reason", "exc_type", "message", "traceback", "outcome", "raw",
              "task_name", "queue"),
         ),
@@ -91,7 +91,7 @@ SPECS: dict[str, ScriptSpec] = {
             ("record", "dlq", "pending", "qseq", "queue_list", "idem"),
             ("task_id", "message"),
         ),
-        ScriptSpec("dlq_purge", ("record", "dlq", "idem"), ("task_id",)),
+        ScriptSpec("dlq_purge", ("record", "envelope", "dlq", "idem"), ("task_id",)),
         ScriptSpec("scan_due", ("index",), ("limit",)),
         ScriptSpec("worker_register", ("workers", "worker"), ("worker_id", "ttl_ms", "facts...")),
         ScriptSpec("worker_renew", ("workers", "worker", "worker_tasks"), ("worker_id", "ttl_ms")),

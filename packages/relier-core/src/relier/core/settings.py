@@ -94,6 +94,15 @@ class Settings:
     redis_connect_timeout: float = field(
         default=2.0, metadata=_meta("Seconds to wait for a TCP connect.", group="redis")
     )
+    redis_socket_keepalive: bool = field(
+        default=False,
+        metadata=_meta(
+            "TCP keepalive on Relier's Redis sockets. Off by default: idle pooled connections "
+            "are already checked by RELIER_REDIS_HEALTH_CHECK_INTERVAL, and keepalive sockets "
+            "measured several times slower per call on some virtualised networks.",
+            group="redis",
+        ),
+    )
     redis_health_check_interval: int = field(
         default=30,
         metadata=_meta("Seconds between PINGs on idle pooled connections; 0 disables.",
@@ -206,6 +215,15 @@ class Settings:
             "Seconds a message may sit between leaving its queue and being claimed before the "
             "resurrector re-publishes it (covers the window where kombu has popped a message "
             "but a killed worker never recorded it).",
+            group="phoenix",
+        ),
+    )
+    resurrector_in_worker: bool = field(
+        default=False,
+        metadata=_meta(
+            "Also run a resurrector thread inside every worker's main process (small "
+            "deployments without a separate `rl run-resurrector`). Off by default: one or two "
+            "dedicated resurrectors do the same work for the whole cluster.",
             group="phoenix",
         ),
     )

@@ -32,6 +32,7 @@ from relier.core.preflight import preflight
 from relier.phoenix.drain import Drain
 from relier.phoenix.lease import LeaseKeeper, current_keeper
 from relier.phoenix.ledger import Ledger
+from relier.phoenix.resurrector import Resurrector
 
 __all__ = ["PhoenixStep", "install", "uninstall"]
 
@@ -150,6 +151,11 @@ class PhoenixStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.keeper.start()
         stop_runs = self._stop_runs(worker)
         _drain = Drain(self.keeper, stop_runs=stop_runs)
+        self.resurrector: Resurrector | None = None
+        if ledger.settings.resurrector_in_worker:
+            self.resurrector = Resurrector(ledger.settings)
+            threading.Thread(target=self.resurrector.run_forever, name="relier-resurrector",
+                             daemon=True).start()
         if stop_runs is not None and ChildWatch.supported():
             self.watch: ChildWatch | None = ChildWatch(self.keeper)
             self.watch.start()
@@ -174,6 +180,8 @@ class PhoenixStep(bootsteps.StartStopStep):  # type: ignore[misc]
         """Wait for the drain (if any) to end, then give the lease back."""
         if _drain is not None:
             _drain.wait()
+        if getattr(self, "resurrector", None) is not None:
+            self.resurrector.stop()  # type: ignore[union-attr]
         if getattr(self, "watch", None) is not None:
             self.watch.stop()  # type: ignore[union-attr]
         self.keeper.stop()

@@ -17,7 +17,7 @@ from relier.core.exceptions import AdmissionRejectedError, TaskNotFoundError
 from relier.core.ops import AdmissionScope
 from relier.core.settings import Settings
 from relier.phoenix.ledger import Ledger
-from relier.phoenix.records import TaskRecord, parse_record
+from relier.phoenix.records import TaskRecord, fetch_record, parse_record
 
 __all__ = ["DeadLetterQueue"]
 
@@ -68,8 +68,11 @@ class DeadLetterQueue:
             pipe = client.pipeline(transaction=False)
             for task_id in batch:
                 pipe.hgetall(keys.task(task_id))
-            for task_id, fields in zip(batch, pipe.execute(), strict=True):
-                record = parse_record(task_id, fields)
+                pipe.get(keys.envelope(task_id))
+            replies = pipe.execute()
+            for task_id, fields, envelope in zip(batch, replies[::2], replies[1::2],
+                                                 strict=True):
+                record = parse_record(task_id, fields, envelope)
                 if record.state != "dead":
                     continue
                 if reason and record.reason != reason:
@@ -96,7 +99,7 @@ class DeadLetterQueue:
         Raises:
             TaskNotFoundError: the task is not in the dead-letter queue.
         """
-        record = parse_record(task_id, self.ledger.client.hgetall(self.ledger.keys.task(task_id)))
+        record = fetch_record(self.ledger.client, self.ledger.keys, task_id)
         if record.state != "dead":
             raise TaskNotFoundError(task_id)
         return record

@@ -197,21 +197,3 @@ def retry_transient(
             log.warning("%s: Redis unavailable (%s); retrying in %.2fs", what, exc, delay)
             sleep(delay)
             delay = min(delay * 2, 2.0)
-
-
-async def aretry_transient(
-    fn: Callable[[], Any], what: str, *, deadline: float = 30.0
-) -> Any:
-    """Async twin of :func:`retry_transient` (``fn`` returns an awaitable)."""
-    import asyncio
-
-    delay, give_up = 0.05, time.monotonic() + deadline
-    while True:
-        try:
-            return await fn()
-        except _TRANSIENT as exc:
-            if time.monotonic() + delay > give_up:
-                raise
-            log.warning("%s: Redis unavailable (%s); retrying in %.2fs", what, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)

@@ -25,7 +25,7 @@ from relier.core.exceptions import (
     TaskTimeoutError,
 )
 from relier.core.pipeline import Job, Middleware, SkipRun, TaskOptions
-from relier.phoenix.ledger import Ledger, aretry_transient
+from relier.phoenix.ledger import Ledger, retry_transient
 
 __all__ = ["PhoenixMiddleware"]
 
@@ -64,10 +64,10 @@ class PhoenixMiddleware(Middleware):
         return self.ledger.settings.max_resurrections if value is None else int(value)
 
     # -- before the body -----------------------------------------------------------------------
-    async def before_run(self, job: Job) -> None:
+    def before_run(self, job: Job) -> None:
         """Claim the task, or skip a delivery that must not run."""
         if job.legacy and not self.ledger.settings.accept_unsigned:
-            await self._dead_letter_unclaimed(
+            self._dead_letter_unclaimed(
                 job, LegacyMessageRejectedError(job.options.name),
                 raw=codec.encode([list(job.message_args), job.message_kwargs], "message"),
             )
@@ -82,7 +82,7 @@ class PhoenixMiddleware(Middleware):
             adopt_max_resurrections=self.max_resurrections(job.options),
             adopt_idem_ttl=job.idem_ttl,
         )
-        reply = await aretry_transient(lambda: ledger.ascripts().run(call), "claim")
+        reply = retry_transient(lambda: ledger.scripts.run(call), "claim")
         if reply.kind == "duplicate":
             raise SkipRun(f"duplicate delivery: the task is {reply.state}"
                           + (f" (owner {reply.owner})" if reply.owner else ""))
@@ -91,7 +91,7 @@ class PhoenixMiddleware(Middleware):
             raise SkipRun(f"idempotency key already owned by task {reply.other_task_id}",
                           result)
         if reply.kind == "missing":
-            await self._dead_letter_unclaimed(
+            self._dead_letter_unclaimed(
                 job, RelierError("LedgerRecordMissing"),
                 raw=codec.encode({"task": job.options.name, "id": job.task_id,
                                   "headers": job.headers}, "message"),
@@ -139,20 +139,20 @@ class PhoenixMiddleware(Middleware):
         return store
 
     # -- after the body ------------------------------------------------------------------------
-    async def after_run(self, job: Job, error: BaseException | None) -> None:
+    def after_run(self, job: Job, error: BaseException | None) -> None:
         """Commit the result, dead-letter the failure, or hand back an interrupted run."""
         if error is None or isinstance(error, SkipRun):
             result = job.result if error is None else error.result
-            await self._complete(job, result)
+            self._complete(job, result)
         elif isinstance(error, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
             # The run was interrupted by the worker's own shutdown, not by the task: give it
             # back rather than dead-letter it.
             self.ledger.requeue(job.task_id, owner=job.worker_id, kind="handoff",
                                 cause=f"interrupted by {type(error).__name__}")
         else:
-            await self._fail(job, error)
+            self._fail(job, error)
 
-    async def _complete(self, job: Job, result: Any) -> None:
+    def _complete(self, job: Job, result: Any) -> None:
         ledger = self.ledger
         try:
             data = codec.encode(result, "result")
@@ -165,7 +165,7 @@ class PhoenixMiddleware(Middleware):
             task_id=job.task_id, worker_id=job.worker_id, epoch=job.epoch, result=data,
             result_ttl=ledger.settings.result_ttl, idem_key=job.idem_key, idem_ttl=job.idem_ttl,
         )
-        if await aretry_transient(lambda: ledger.ascripts().run(call), "complete"):
+        if retry_transient(lambda: ledger.scripts.run(call), "complete"):
             ledger.checkpoints.discard(job.task_id)
         else:
             log.warning(
@@ -174,7 +174,7 @@ class PhoenixMiddleware(Middleware):
                 job.task_id, job.epoch,
             )
 
-    async def _fail(self, job: Job, error: BaseException) -> None:
+    def _fail(self, job: Job, error: BaseException) -> None:
         ledger = self.ledger
         if isinstance(error, EpochFencedError):
             # A zombie: the task was resurrected while this run was paused. Nothing of this
@@ -190,14 +190,14 @@ class PhoenixMiddleware(Middleware):
             message=str(error), traceback=tb, outcome="timeout" if timeout else "failed",
             idem_key=job.idem_key,
         )
-        if await aretry_transient(lambda: ledger.ascripts().run(call), "dead-letter"):
+        if retry_transient(lambda: ledger.scripts.run(call), "dead-letter"):
             log.error("task %s (%s) dead-lettered: %s: %s", job.task_id, job.options.name,
                       reason, error)
         else:
             log.warning("task %s: run fenced off: failure of epoch %d not recorded, a newer "
                         "incarnation owns the task", job.task_id, job.epoch)
 
-    async def _dead_letter_unclaimed(
+    def _dead_letter_unclaimed(
         self, job: Job, error: BaseException, *, raw: bytes, reason: str = "",
         message: str = "",
     ) -> None:
@@ -208,6 +208,6 @@ class PhoenixMiddleware(Middleware):
             message=message or str(error), outcome="rejected", raw=raw,
             task_name=job.options.name, queue=job.delivery_queue,
         )
-        if await self.ledger.ascripts().run(call):
+        if self.ledger.scripts.run(call):
             log.error("message for task %s (%s) dead-lettered: %s", job.task_id,
                       job.options.name, message or error)

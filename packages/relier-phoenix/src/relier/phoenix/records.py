@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["Attempt", "TaskRecord", "parse_record"]
+__all__ = ["Attempt", "TaskRecord", "fetch_record", "parse_record"]
 
 State = Literal["queued", "running", "done", "dead", "unknown"]
 
@@ -70,8 +70,9 @@ def _int(value: bytes | None) -> int:
     return int(value) if value else 0
 
 
-def parse_record(task_id: str, fields: Mapping[Any, Any]) -> TaskRecord:
-    """Decode an ``HGETALL`` of a task record (an empty dict gives state ``unknown``)."""
+def parse_record(task_id: str, fields: Mapping[Any, Any], envelope: bytes | None = None
+                 ) -> TaskRecord:
+    """Decode an ``HGETALL`` of a task record and its envelope (no fields: ``unknown``)."""
     f = fields.get
     history = []
     for line in _text(f(b"h")).splitlines():
@@ -85,9 +86,18 @@ def parse_record(task_id: str, fields: Mapping[Any, Any]) -> TaskRecord:
         state=state if state in ("queued", "running", "done", "dead") else "unknown",  # type: ignore[arg-type]
         epoch=_int(f(b"ep")), attempt=_int(f(b"a")), resurrections=_int(f(b"k")),
         max_resurrections=_int(f(b"mr")), owner=_text(f(b"w")), dispatched_ms=_int(f(b"dt")),
-        started_ms=_int(f(b"ts")), ended_ms=_int(f(b"te")), envelope=f(b"e") or b"",
+        started_ms=_int(f(b"ts")), ended_ms=_int(f(b"te")), envelope=envelope or b"",
         checkpoint=f(b"ck") or b"", result=f(b"r"), duplicate_of=_text(f(b"dup")),
         idempotency_key=_text(f(b"x")), legacy=f(b"lg") == b"1", republished=_int(f(b"rp")),
         reason=_text(f(b"dr")), exc_type=_text(f(b"dx")), message=_text(f(b"dm")),
         traceback=_text(f(b"tb")), dead_ms=_int(f(b"dd")), history=history,
     )
+
+
+def fetch_record(client: Any, keys: Any, task_id: str) -> TaskRecord:
+    """Read one task record and its envelope in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(keys.task(task_id))
+    pipe.get(keys.envelope(task_id))
+    fields, envelope = pipe.execute()
+    return parse_record(task_id, fields, envelope)

@@ -53,12 +53,13 @@ def task_story(task_id: str, settings: Settings | None = None) -> TaskStory:
     client, keys = ledger.client, ledger.keys
     pipe = client.pipeline(transaction=False)
     pipe.hgetall(keys.task(task_id))
+    pipe.get(keys.envelope(task_id))
     pipe.zscore(keys.dlq, task_id)
     pipe.time()
-    fields, dlq_score, (seconds, micros) = pipe.execute()
+    fields, envelope, dlq_score, (seconds, micros) = pipe.execute()
     if not fields:
         raise TaskNotFoundError(task_id)
-    record = parse_record(task_id, fields)
+    record = parse_record(task_id, fields, envelope)
     story: dict[str, Any] = {"record": record, "in_dlq": dlq_score is not None,
                              "checkpoint_bytes": ledger.checkpoints.size(record.checkpoint)}
     try:

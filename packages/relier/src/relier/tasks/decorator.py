@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from types import MappingProxyType
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, overload
 
 from celery import Task, shared_task
 from celery.local import Proxy
@@ -84,7 +84,17 @@ class RelierTaskHandle(Protocol):
     def __wrapped__(self, _self: Any, *args: Any, **kwargs: Any) -> Any: ...
 
 
-def rl_task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+@overload
+def rl_task(fn: Callable[..., Any], /) -> RelierTaskHandle: ...
+
+
+@overload
+def rl_task(fn: None = None, /, **options: Any
+            ) -> Callable[[Callable[..., Any]], RelierTaskHandle]: ...
+
+
+def rl_task(fn: Callable[..., Any] | None = None, /, **options: Any
+            ) -> RelierTaskHandle | Callable[[Callable[..., Any]], RelierTaskHandle]:
     """Declare a Relier task: ``@rl_task()``, ``@rl_task(queue=..., ...)`` or ``@rl_task``.
 
     Options: ``queue`` (high_priority, default, low_priority), ``name`` (default

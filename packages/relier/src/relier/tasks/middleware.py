@@ -35,7 +35,7 @@ class EnvelopeMiddleware(Middleware):
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
 
-    async def before_run(self, job: Job) -> None:
+    def before_run(self, job: Job) -> None:
         """Verify and migrate; fill ``job.args``, ``job.kwargs`` and ``job.trace``."""
         envelope = open_envelope(job.sealed, self.keyring)
         if envelope.id != job.task_id or envelope.task != job.options.name:

@@ -154,10 +154,18 @@ class Runtime:
                 kwargs: dict[str, Any]) -> None:
         """Run one delivery; returns None (results live in the ledger, not in Celery)."""
         job = self._job(spec, request, args, kwargs)
-        if spec.options.is_async:
-            self.loop.run(self._run_async(spec, job))
-        else:
-            self._run_sync(spec, job)
+        entered, error = self._enter(job)
+        if error is None:
+            ctx = self._context(job)
+            job.started_at = time.time()
+            try:
+                if spec.options.is_async:
+                    job.result = self.loop.run(self._run_async(spec, job, ctx))
+                else:
+                    job.result = self._run_sync(spec, job, ctx)
+            except BaseException as exc:
+                error = exc
+        self._leave(job, entered, error)
 
     def _job(self, spec: TaskSpec, request: Any, args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> Job:
@@ -191,21 +199,20 @@ class Runtime:
         job.idem_ttl = self.idempotency.ttl(spec.options) if job.idem_key else 0
 
     # -- the chain -----------------------------------------------------------------------------
-    async def _enter(self, job: Job) -> tuple[list[Middleware], BaseException | None]:
+    def _enter(self, job: Job) -> tuple[list[Middleware], BaseException | None]:
         entered: list[Middleware] = []
         try:
             for middleware in self.chain:
-                await middleware.before_run(job)
+                middleware.before_run(job)
                 entered.append(middleware)
         except BaseException as exc:
             return entered, exc
         return entered, None
 
-    async def _leave(self, job: Job, entered: list[Middleware],
-                     error: BaseException | None) -> None:
+    def _leave(self, job: Job, entered: list[Middleware], error: BaseException | None) -> None:
         for middleware in reversed(entered):
             try:
-                await middleware.after_run(job, error)
+                middleware.after_run(job, error)
             except Exception:
                 log.exception("%s[%s]: %s.after_run failed", job.options.name, job.task_id,
                               middleware.name)
@@ -229,38 +236,24 @@ class Runtime:
             kwargs["ctx"] = ctx
         return kwargs
 
-    async def _run_async(self, spec: TaskSpec, job: Job) -> None:
-        entered, error = await self._enter(job)
-        if error is None:
-            ctx = self._context(job)
-            token = bind(ctx)
-            job.started_at = time.time()
-            try:
-                soft, hard = self._timeouts(spec)
-                kwargs = self._call_args(spec, job, ctx)
-                job.result = await run_with_timeouts(
-                    lambda: spec.fn(*job.args, **kwargs), ctx, soft=soft, hard=hard,
-                    on_soft=spec.options.get("on_soft_timeout"),
-                )
-            except BaseException as exc:
-                error = exc
-            finally:
-                unbind(token)
-        await self._leave(job, entered, error)
+    async def _run_async(self, spec: TaskSpec, job: Job, ctx: TaskContext) -> Any:
+        token = bind(ctx)
+        try:
+            soft, hard = self._timeouts(spec)
+            kwargs = self._call_args(spec, job, ctx)
+            return await run_with_timeouts(
+                lambda: spec.fn(*job.args, **kwargs), ctx, soft=soft, hard=hard,
+                on_soft=spec.options.get("on_soft_timeout"),
+            )
+        finally:
+            unbind(token)
 
-    def _run_sync(self, spec: TaskSpec, job: Job) -> None:
-        entered, error = self.loop.run(self._enter(job))
-        if error is None:
-            ctx = self._context(job)
-            token = bind(ctx)
-            job.started_at = time.time()
-            try:
-                job.result = spec.fn(*job.args, **self._call_args(spec, job, ctx))
-            except BaseException as exc:
-                error = exc
-            finally:
-                unbind(token)
-        self.loop.run(self._leave(job, entered, error))
+    def _run_sync(self, spec: TaskSpec, job: Job, ctx: TaskContext) -> Any:
+        token = bind(ctx)
+        try:
+            return spec.fn(*job.args, **self._call_args(spec, job, ctx))
+        finally:
+            unbind(token)
 
     def _timeouts(self, spec: TaskSpec) -> tuple[float | None, float | None]:
         soft, hard = spec.options.get("soft_timeout"), spec.options.get("hard_timeout")

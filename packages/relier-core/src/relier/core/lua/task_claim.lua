@@ -6,11 +6,12 @@
 -- later write of the run.
 --
 -- KEYS[1] record        the task record hash
--- KEYS[2] pending       unclaimed-task index of the queue the message came from
--- KEYS[3] worker_tasks  the claiming worker's set of running tasks
--- KEYS[4] workers       worker leases
--- KEYS[5] qclaimed      highest claimed sequence per queue
--- KEYS[6] idem          idempotency marker (ignored when the record has none and ARGV[7] is 0)
+-- KEYS[2] envelope      the task's envelope string
+-- KEYS[3] pending       unclaimed-task index of the queue the message came from
+-- KEYS[4] worker_tasks  the claiming worker's set of running tasks
+-- KEYS[5] workers       worker leases
+-- KEYS[6] qclaimed      highest claimed sequence per queue
+-- KEYS[7] idem          idempotency marker (ignored when the record has none and ARGV[7] is 0)
 -- ARGV[1] task_id
 -- ARGV[2] worker_id
 -- ARGV[3] queue         the queue the message was delivered from
@@ -28,8 +29,8 @@
 --                                          is recorded as its duplicate and must not run
 --@include clock
 
-local record, pending, wtasks, workers, qclaimed, idem =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local record, envelope, pending, wtasks, workers, qclaimed, idem =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local task_id, worker_id, queue = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
 
@@ -43,8 +44,9 @@ if not state then
   if ARGV[4] == '' then return {-1} end
   -- A plain Celery message (.delay()) becomes a tracked task from its pickup on.
   redis.call('HSET', record,
-    'n', ARGV[5], 'q', queue, 'e', ARGV[4], 's', 'queued', 'ep', 0, 'a', 1, 'k', 0,
+    'n', ARGV[5], 'q', queue, 's', 'queued', 'ep', 0, 'a', 1, 'k', 0,
     'mr', ARGV[6], 'dt', now, 'mq', queue, 'lg', 1)
+  redis.call('SET', envelope, ARGV[4])
   if tonumber(ARGV[7]) > 0 then
     redis.call('HSET', record, 'x', idem, 'it', ARGV[7])
   end
@@ -80,6 +82,7 @@ if seq and mq == queue then
   local claimed = tonumber(redis.call('HGET', qclaimed, queue) or 0)
   if tonumber(seq) > claimed then redis.call('HSET', qclaimed, queue, seq) end
 end
-local r = redis.call('HMGET', record, 'a', 'k', 'mr', 'e', 'ck', 'n', 'q', 'dt')
-return {1, epoch, tonumber(r[1]), tonumber(r[2]), tonumber(r[3]), r[4], r[5] or '', r[6], r[7],
-        tonumber(r[8]), idem_key or '', tonumber(idem_ttl) or 0}
+local r = redis.call('HMGET', record, 'a', 'k', 'mr', 'ck', 'n', 'q', 'dt')
+return {1, epoch, tonumber(r[1]), tonumber(r[2]), tonumber(r[3]),
+        redis.call('GET', envelope) or '', r[4] or '', r[5], r[6], tonumber(r[7]),
+        idem_key or '', tonumber(idem_ttl) or 0}

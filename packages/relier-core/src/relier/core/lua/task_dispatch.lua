@@ -5,11 +5,12 @@
 -- rejected or deduplicated dispatch leaves no trace.
 --
 -- KEYS[1] record        the new task's record hash
--- KEYS[2] pending       unclaimed-task index of the queue (score = broker sequence)
--- KEYS[3] qseq          last broker sequence per queue
--- KEYS[4] queue_list    kombu's list of the queue (written only when ARGV[7] is not empty)
--- KEYS[5] idem          idempotency marker (ignored when ARGV[6] is 0)
--- KEYS[6..] admission   one sliding-window zset per admission scope (ARGV[8] of them)
+-- KEYS[2] envelope      the new task's envelope string
+-- KEYS[3] pending       unclaimed-task index of the queue (score = broker sequence)
+-- KEYS[4] qseq          last broker sequence per queue
+-- KEYS[5] queue_list    kombu's list of the queue (written only when ARGV[7] is not empty)
+-- KEYS[6] idem          idempotency marker (ignored when ARGV[6] is 0)
+-- KEYS[7..] admission   one sliding-window zset per admission scope (ARGV[8] of them)
 -- ARGV[1] task_id
 -- ARGV[2] task_name
 -- ARGV[3] queue
@@ -27,7 +28,8 @@
 --@include clock
 --@include window
 
-local record, pending, qseq, list, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local record, envelope, pending, qseq, list, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
+  KEYS[5], KEYS[6]
 local task_id, queue = ARGV[1], ARGV[3]
 local idem_ttl = tonumber(ARGV[6])
 
@@ -42,13 +44,14 @@ if idem_ttl > 0 then
 end
 
 local now = now_ms()
-local wait, position = window_admit(6, tonumber(ARGV[8]), 9, task_id, now)
+local wait, position = window_admit(7, tonumber(ARGV[8]), 9, task_id, now)
 if wait > 0 then return {3, wait, position} end
 
 local seq = redis.call('HINCRBY', qseq, queue, 1)
 redis.call('HSET', record,
-  'n', ARGV[2], 'q', queue, 'e', ARGV[4], 's', 'queued', 'ep', 0, 'a', 1, 'k', 0,
+  'n', ARGV[2], 'q', queue, 's', 'queued', 'ep', 0, 'a', 1, 'k', 0,
   'mr', ARGV[5], 'dt', now, 'sq', seq, 'mq', queue)
+redis.call('SET', envelope, ARGV[4])
 if idem_ttl > 0 then
   -- The marker names its owner; it has no TTL while the owner lives, because the owner's
   -- terminal transition (complete or dead-letter) always rewrites or releases it (I2, I5).

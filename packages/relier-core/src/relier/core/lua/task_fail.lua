@@ -7,9 +7,10 @@
 -- bytes, so that nothing is dropped silently.
 --
 -- KEYS[1] record        the task record hash
--- KEYS[2] worker_tasks  the worker's set of running tasks
--- KEYS[3] dlq           dead-letter index
--- KEYS[4] idem          idempotency marker (released if this task owns it)
+-- KEYS[2] envelope      the task's envelope string
+-- KEYS[3] worker_tasks  the worker's set of running tasks
+-- KEYS[4] dlq           dead-letter index
+-- KEYS[5] idem          idempotency marker (released if this task owns it)
 -- ARGV[1] task_id
 -- ARGV[2] epoch         the run's epoch; 0 for a message that was never claimed
 -- ARGV[3] reason        short reason (exception class name or max_resurrections_exceeded)
@@ -24,14 +25,15 @@
 --@include clock
 --@include history
 
-local record, wtasks, dlq, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local record, envelope, wtasks, dlq, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local task_id = ARGV[1]
 local now = now_ms()
 local f = redis.call('HMGET', record, 's', 'ep')
 if ARGV[2] == '0' then
   if f[1] then return 0 end
-  redis.call('HSET', record, 'n', ARGV[9], 'q', ARGV[10], 'mq', ARGV[10], 'e', ARGV[8],
+  redis.call('HSET', record, 'n', ARGV[9], 'q', ARGV[10], 'mq', ARGV[10],
     'ep', 0, 'a', 1, 'k', 0, 'mr', 0, 'dt', now, 'ts', now)
+  redis.call('SET', envelope, ARGV[8])
 elseif f[1] ~= 'running' or f[2] ~= ARGV[2] then
   return 0
 end
@@ -42,6 +44,7 @@ redis.call('HSET', record, 's', 'dead', 'dr', ARGV[3], 'dx', ARGV[4], 'dm', ARGV
 redis.call('HDEL', record, 'w')
 redis.call('SREM', wtasks, task_id)
 redis.call('PERSIST', record)
+redis.call('PERSIST', envelope)
 redis.call('ZADD', dlq, now, task_id)
 -- Release the idempotency key so that a released (fixed) task can run: a failure committed
 -- no effect (I5).

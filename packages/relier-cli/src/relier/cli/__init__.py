@@ -1,0 +1,1 @@
+"""relier-cli: the ``rl`` command."""
