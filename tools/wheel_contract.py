@@ -29,10 +29,14 @@ CONTRACT: dict[str, list[str]] = {
         "from relier.core.exceptions import AdmissionRejectedError, PayloadIntegrityError",
         "from relier.core.exceptions import CheckpointTooLargeError, SchemaMigrationError",
         "from relier.core.keys import KEYSPACE_VERSION",
+        "from relier.core.idempotency import idempotency_lock, IdempotencyResult",
         "from relier.core.scripts import SPECS, script_source",
     ],
     "relier-envelope": [
         "from relier.envelope import Envelope, Keyring, seal, open_envelope, migrations",
+    ],
+    "relier-admission": [
+        "from relier.admission import Admission, AdmissionPolicy, admission_key",
     ],
     "relier-idempotency": [
         "from relier.idempotency import idempotency_key, IdempotencyMiddleware",
@@ -41,6 +45,9 @@ CONTRACT: dict[str, list[str]] = {
         "from relier.phoenix import Ledger, Resurrector, DeadLetterQueue, task_story",
         "from relier.phoenix import LeaseKeeper, PhoenixMiddleware, request_drain",
         "from relier.phoenix.celery import install",
+    ],
+    "relier-cli": [
+        "from relier.cli.procs import LocalRedis, WorkerProcess",
     ],
     "relier": [
         "from relier import rl_task, TaskContext, TaskReceipt, AdmissionRejectedError, install",

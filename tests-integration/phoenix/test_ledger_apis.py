@@ -230,3 +230,24 @@ def test_without_a_resurrector_no_worker_scans(
     assert record(client, receipt.id).state == "running"  # nobody scanned
     relier_worker(concurrency=1, env={"RELIER_RESURRECTOR_IN_WORKER": "true"})
     assert receipt.get(timeout=30) == "noscan"
+
+
+def test_resurrected_task_waits_quietly_without_a_recovery_consumer(
+    relier_worker: Callable[..., WorkerProcess],
+    resurrector: Callable[..., WorkerProcess], client: redis.Redis,
+) -> None:
+    """No consumer for re-queue: the task waits there, re-published never and not counted
+    as dying again (the earlier product re-sent it every 30 s until it was dead-lettered)."""
+    resurrector(env={"RELIER_RESURRECTION_CLAIM_GRACE_PERIOD": "1"})
+    doomed = relier_worker(concurrency=1, queues=["high_priority"])
+    receipt = tasks.record.push("orphan", 8.0)
+    wait_for(lambda: counter(client, "start", "orphan"), 15, "running")
+    doomed.kill_group(signal.SIGKILL)
+    relier_worker(concurrency=1, queues=["high_priority"])  # alive, but not on re-queue
+    wait_for(lambda: record(client, receipt.id).state == "queued", 10, "requeued")
+    time.sleep(5)
+    rec = record(client, receipt.id)
+    assert (rec.state, rec.republished, rec.resurrections) == ("queued", 0, 1)
+    assert client.llen("re-queue") == 1
+    relier_worker(concurrency=1, queues=["re-queue"])
+    assert receipt.get(timeout=30) == "orphan"

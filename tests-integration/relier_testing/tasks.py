@@ -321,3 +321,32 @@ async def reprocess_items_3c(start_cursor: str = "0", ctx: TaskContext = None) -
         if count % 10 == 0:
             await ctx.set_partial({"last_cursor": item.id})
     return {"processed": count}
+
+
+@rl_task(idempotent=True, idempotency_ttl=600)
+async def charge_flaky(customer: str) -> str:
+    mark("start", f"flaky:{customer}")
+    if r().get(f"test:broken:{customer}"):
+        raise RuntimeError("card processor down")
+    mark("done", f"flaky:{customer}")
+    return f"charged {customer}"
+
+
+# -- Cookbook pattern 2: the webhook payload changes between deliveries; the key does not.
+from relier.core.idempotency import idempotency_lock  # noqa: E402
+
+
+async def handle_event(payload: dict[str, Any]) -> dict[str, Any]:
+    n = mark("webhook", str(payload["event"]))
+    return {"handled": payload["event"], "runs": n}
+
+
+@rl_task()
+async def process_webhook(event_id: str, payload: dict) -> dict:  # type: ignore[type-arg]
+    # event_id is the stable identifier; payload may differ across deliveries.
+    async with idempotency_lock(key=f"webhook:{event_id}", ttl=86400) as lock:
+        if lock.already_executed:
+            return lock.cached_result  # type: ignore[no-any-return]
+        result = await handle_event(payload)
+        lock.set_result(result)  # sync, committed automatically on exit
+        return result

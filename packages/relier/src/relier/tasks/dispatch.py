@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from relier.admission import AdmissionPolicy
 from relier.core import codec
 from relier.core.exceptions import AdmissionRejectedError, RedisConnectionError
 from relier.core.ops import AdmissionScope, DispatchReply
@@ -31,8 +32,6 @@ from relier.tasks.runtime import TaskSpec, process_loop
 
 __all__ = ["Dispatcher", "dispatcher"]
 
-#: Returns the admission scopes of one dispatch (installed by relier-admission).
-AdmissionPolicy = Callable[[TaskSpec], tuple[AdmissionScope, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +52,10 @@ class Dispatcher:
         self.keyring = Keyring.from_settings(self.settings)
         self.idempotency = IdempotencyMiddleware(self.settings)
         self.phoenix = PhoenixMiddleware(self.ledger)
-        self.admission: AdmissionPolicy | None = None
+        policy = AdmissionPolicy(self.settings)
+        self.admission: Callable[[TaskSpec], tuple[AdmissionScope, ...]] | None = (
+            (lambda spec: policy.scopes(spec.options.queue)) if policy.enabled else None
+        )
         #: Returns the W3C trace context to carry (installed by relier-otel).
         self.trace_context: Callable[[], dict[str, str]] | None = None
         self.host = socket.gethostname()

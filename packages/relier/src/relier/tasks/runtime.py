@@ -15,11 +15,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from relier.core.exceptions import TaskTimeoutError
+from relier.core.exceptions import IdempotencyInFlightError, TaskTimeoutError
 from relier.core.pipeline import Job, Middleware, SkipRun, TaskOptions
 from relier.core.settings import get_settings
 from relier.envelope import Envelope, Keyring, migrations, seal
@@ -236,22 +236,56 @@ class Runtime:
             kwargs["ctx"] = ctx
         return kwargs
 
+    def _waits(self) -> Iterator[float]:
+        """Pauses before re-running a body that met a key held by another run.
+
+        A body raising IdempotencyInFlightError (from ``idempotency_lock``) is not a failure:
+        another run holds the key and will commit it. The body runs again after a pause (same
+        epoch), and then finds the committed result; after twice the in-flight TTL the error
+        stands and the task is dead-lettered.
+        """
+        delay, waited = 0.1, 0.0
+        limit = 2 * self.settings.idempotency_inflight_ttl
+        while waited < limit:
+            yield delay
+            waited += delay
+            delay = min(delay * 2, 2.0)
+
     async def _run_async(self, spec: TaskSpec, job: Job, ctx: TaskContext) -> Any:
         token = bind(ctx)
         try:
             soft, hard = self._timeouts(spec)
             kwargs = self._call_args(spec, job, ctx)
-            return await run_with_timeouts(
-                lambda: spec.fn(*job.args, **kwargs), ctx, soft=soft, hard=hard,
-                on_soft=spec.options.get("on_soft_timeout"),
-            )
+            waits = self._waits()
+
+            async def body() -> Any:
+                while True:
+                    try:
+                        return await spec.fn(*job.args, **kwargs)
+                    except IdempotencyInFlightError:
+                        pause = next(waits, None)
+                        if pause is None:
+                            raise
+                        await asyncio.sleep(pause)
+
+            return await run_with_timeouts(body, ctx, soft=soft, hard=hard,
+                                           on_soft=spec.options.get("on_soft_timeout"))
         finally:
             unbind(token)
 
     def _run_sync(self, spec: TaskSpec, job: Job, ctx: TaskContext) -> Any:
         token = bind(ctx)
         try:
-            return spec.fn(*job.args, **self._call_args(spec, job, ctx))
+            kwargs = self._call_args(spec, job, ctx)
+            waits = self._waits()
+            while True:
+                try:
+                    return spec.fn(*job.args, **kwargs)
+                except IdempotencyInFlightError:
+                    pause = next(waits, None)
+                    if pause is None:
+                        raise
+                    time.sleep(pause)
         finally:
             unbind(token)
 

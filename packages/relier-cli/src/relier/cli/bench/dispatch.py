@@ -23,12 +23,15 @@ def run(env: BenchEnv, n: int = 2000, warmup: int = 200) -> dict[str, Any]:
     """
     os.environ["RELIER_REDIS_URL"] = env.url
     os.environ.pop("RELIER_BROKER_URL", None)
+    # Admission on (every dispatch checked in the same script) with a limit this run never
+    # reaches: its cost is measured, never a refusal.
+    os.environ["RELIER_ADMISSION_LIMIT"] = str(10**9)
     from relier.core.settings import reset_settings
     from relier.tasks.dispatch import reset_dispatcher
 
     reset_settings(None)
     reset_dispatcher(None)
-    from relier.cli.bench.tasks import noop
+    from relier.cli.bench.tasks import noop, noop_idempotent
 
     plain = Celery("vanilla-plain", broker=env.url, set_as_current=False)
     plain.conf.update(task_serializer="json", broker_connection_retry_on_startup=True)
@@ -40,8 +43,12 @@ def run(env: BenchEnv, n: int = 2000, warmup: int = 200) -> dict[str, Any]:
     plain_noop = plain.task(name="vanilla.noop", shared=False)(vanilla_noop)
     backed_noop = backed.task(name="vanilla.noop", shared=False)(vanilla_noop)
 
-    samples: dict[str, list[float]] = {"push": [], "apush": [], "delay": [],
-                                       "delay_with_backend": []}
+    samples: dict[str, list[float]] = {"push": [], "apush": [], "push_idempotent": [],
+                                       "delay": [], "delay_with_backend": []}
+    counter = iter(range(10**9))
+
+    def push_idempotent() -> None:
+        noop_idempotent.push(next(counter))  # a new key each time: check + take the key
 
     def timed(fn: Any, count: int, into: list[float] | None) -> None:
         for _ in range(count):
@@ -65,6 +72,7 @@ def run(env: BenchEnv, n: int = 2000, warmup: int = 200) -> dict[str, Any]:
                 size = min(BLOCK, count - done)
                 keep = phase == "measure"
                 timed(noop.push, size, samples["push"] if keep else None)
+                timed(push_idempotent, size, samples["push_idempotent"] if keep else None)
                 timed(plain_noop.delay, size, samples["delay"] if keep else None)
                 loop.run_until_complete(apush_block(size, samples["apush"] if keep else None))
                 timed(backed_noop.delay, size, samples["delay_with_backend"] if keep else None)
@@ -72,10 +80,11 @@ def run(env: BenchEnv, n: int = 2000, warmup: int = 200) -> dict[str, Any]:
                 env.client.delete("default", "celery")  # keep the lists short
     finally:
         loop.close()
+        env.client.flushdb()
     stats = {name: percentiles(values) for name, values in samples.items()}
     base = stats["delay"]
     result: dict[str, Any] = {"n": n, "unit": "us", "stats": stats}
-    for name in ("push", "apush"):
+    for name in ("push", "apush", "push_idempotent"):
         result[f"{name}_vs_delay_p50"] = stats[name]["p50"] / base["p50"]
         result[f"{name}_vs_delay_p99"] = stats[name]["p99"] / base["p99"]
         result[f"{name}_vs_delay_with_backend_p50"] = (

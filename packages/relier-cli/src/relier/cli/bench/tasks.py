@@ -24,6 +24,11 @@ async def noop() -> None:
     """Does nothing (dispatch cost)."""
 
 
+@rl_task(name="bench.noop_idempotent", idempotent=True)
+async def noop_idempotent(n: int) -> None:
+    """Does nothing, once per argument (dispatch cost with dedup)."""
+
+
 @rl_task(name="bench.incr")
 def incr(key: str) -> None:
     """One INCR: the same work the vanilla throughput task does."""
