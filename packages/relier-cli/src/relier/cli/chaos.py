@@ -19,6 +19,9 @@ from relier.cli.bench import BenchEnv
 def _use(env: BenchEnv) -> None:
     os.environ["RELIER_REDIS_URL"] = env.url
     os.environ.pop("RELIER_BROKER_URL", None)
+    # A storm dispatches faster than any sensible admission limit: measure delivery, not
+    # refusals.
+    os.environ["RELIER_ADMISSION_LIMIT"] = "0"
     from relier.core.settings import reset_settings
     from relier.tasks.dispatch import reset_dispatcher
 

@@ -255,12 +255,12 @@ class MaxResurrectionsExceededError(RelierError):
 class TaskNotFoundError(RelierError, LookupError):
     """The ledger has no record of this task id (never dispatched, or its result expired)."""
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, detail: str = "") -> None:
         self.task_id = task_id
-        super().__init__(
+        super().__init__(detail or (
             f"no task {task_id} in the ledger: it was never dispatched to this Redis, or it "
             "completed longer than RELIER_RESULT_TTL ago."
-        )
+        ))
 
 
 class TaskDeadLetteredError(RelierError):

@@ -100,8 +100,12 @@ class DeadLetterQueue:
             TaskNotFoundError: the task is not in the dead-letter queue.
         """
         record = fetch_record(self.ledger.client, self.ledger.keys, task_id)
-        if record.state != "dead":
+        if record.state == "unknown":
             raise TaskNotFoundError(task_id)
+        if record.state != "dead":
+            raise TaskNotFoundError(
+                task_id, f"task {task_id} is not in the dead-letter queue (it is "
+                         f"{record.state}; `rl tasks show {task_id}`)")
         return record
 
     def release(self, task_id: str) -> bool:

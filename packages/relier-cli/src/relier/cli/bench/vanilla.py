@@ -36,3 +36,18 @@ def incr(key: str) -> None:
     if pid not in _client:
         _client[pid] = redis.Redis.from_url(broker)
     _client[pid].incr(key)
+
+
+@app.task(name="vanilla.record")
+def record(key: str, seconds: float = 0.05) -> None:
+    """Sleep, then record the completion of ``key`` (delivery counting)."""
+    import time
+
+    time.sleep(seconds)
+    pid = os.getpid()
+    if pid not in _client:
+        _client[pid] = redis.Redis.from_url(broker)
+    pipe = _client[pid].pipeline()
+    pipe.sadd("bench:vanilla:done", key)
+    pipe.incr(f"bench:vanilla:runs:{key}")
+    pipe.execute()

@@ -1,0 +1,7 @@
+"""``python -m relier.cli`` is ``rl``."""
+
+from __future__ import annotations
+
+from relier.cli.main import main
+
+main()
