@@ -11,6 +11,7 @@ import msgspec
 import redis
 
 from relier.admission.policy import AdmissionPolicy
+from relier.core import events
 from relier.core.connection import async_redis_client, redis_client
 from relier.core.exceptions import AdmissionRejectedError
 from relier.core.ops import AdmissionScope, Ops
@@ -46,9 +47,10 @@ class _Counters:
         self.values: dict[str, int] = {"admitted": 0, "rejected": 0, "fail_open": 0,
                                        "fail_closed": 0}
 
-    def add(self, name: str) -> None:
+    def add(self, name: str, scope: str = "") -> None:
         with self._lock:
             self.values[name] += 1
+        events.emit("admission.decision", result=name, scope=scope)
 
 
 counters = _Counters()
@@ -71,7 +73,7 @@ class Admission:
         if not wait_ms:
             counters.add("admitted")
             return Decision(True)
-        counters.add("rejected")
+        counters.add("rejected", scopes[position - 1].name)
         return Decision(False, max(1, math.ceil(wait_ms / 1000)), scopes[position - 1].name)
 
     def _degraded(self, exc: Exception) -> Decision:

@@ -190,6 +190,7 @@ class Ops:
         idem_key: str = "",
         idem_ttl: int = 0,
         admission: tuple[AdmissionScope, ...] = (),
+        traceparent: str = "",
     ) -> Call[DispatchReply]:
         """Dedup, admit, record and publish a new task (``task_dispatch``)."""
         k = self.keys
@@ -198,7 +199,7 @@ class Ops:
             [k.task(task_id), k.envelope(task_id), k.pending(queue), k.queue_seq,
              k.broker_list(queue), idem_key or k.task(task_id), *(s.key for s in admission)],
             [task_id, task_name, queue, envelope, max_resurrections, idem_ttl if idem_key else 0,
-             message, *_scope_args(admission)],
+             message, traceparent, *_scope_args(admission)],
             _parse_dispatch,
         )
 

@@ -56,7 +56,7 @@ SPECS: dict[str, ScriptSpec] = {
             "task_dispatch",
             ("record", "envelope", "pending", "qseq", "queue_list", "idem", "admission..."),
             ("task_id", "task_name", "queue", "envelope", "max_res", "idem_ttl", "message",
-             "n_scopes", "limits..."),
+             "traceparent", "n_scopes", "limits..."),
         ),
         ScriptSpec(
             "task_claim",

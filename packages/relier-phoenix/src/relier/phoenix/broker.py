@@ -24,6 +24,9 @@ __all__ = ["RELIER_HEADER", "build_message"]
 RELIER_HEADER = "rl"
 #: Header carrying the idempotency key, so the claim can check it in the same call.
 IDEM_HEADER = "rl_idem"
+#: Header carrying the W3C traceparent, so the worker's span joins the dispatcher's trace
+#: before the envelope is even read.
+TRACE_HEADER = "rl_trace"
 
 # Celery protocol 2 body: (args, kwargs, embed). Arguments travel in the ledger, not here.
 _BODY = base64.b64encode(
@@ -34,7 +37,8 @@ _BODY = base64.b64encode(
 _encoder = msgspec.json.Encoder()
 
 
-def build_message(task_id: str, task_name: str, queue: str, idem_key: str = "") -> bytes:
+def build_message(task_id: str, task_name: str, queue: str, idem_key: str = "",
+                  traceparent: str = "") -> bytes:
     """The kombu message that makes a worker run ``task_name`` for ``task_id``."""
     headers: dict[str, object] = {
         "lang": "py",
@@ -60,6 +64,8 @@ def build_message(task_id: str, task_name: str, queue: str, idem_key: str = "") 
     }
     if idem_key:
         headers[IDEM_HEADER] = idem_key
+    if traceparent:
+        headers[TRACE_HEADER] = traceparent
     return _encoder.encode({
         "body": _BODY,
         "content-encoding": "utf-8",

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 import redis
 import redis.asyncio as aredis
 
-from relier.core import Keys, Ops
+from relier.core import Keys, Ops, events
 from relier.core.codec import text
 from relier.core.connection import async_redis_client, redis_client
 from relier.core.ops import AdmissionScope, DispatchReply, TransitionReply
@@ -90,13 +90,15 @@ class Ledger:
         idem_key: str = "",
         idem_ttl: int = 0,
         admission: tuple[AdmissionScope, ...] = (),
+        traceparent: str = "",
     ) -> tuple[Call[DispatchReply], bytes]:
         """The dispatch script call and the broker message it publishes."""
-        message = build_message(task_id, task_name, queue, idem_key)
+        message = build_message(task_id, task_name, queue, idem_key, traceparent)
         call = self.ops.dispatch(
             task_id=task_id, task_name=task_name, queue=queue, envelope=envelope,
             max_resurrections=max_resurrections, message=message if self.fused else b"",
             idem_key=idem_key, idem_ttl=idem_ttl, admission=admission,
+            traceparent=traceparent,
         )
         return call, message
 
@@ -129,18 +131,20 @@ class Ledger:
         owner: str,
         kind: Literal["killed", "lease_expired", "handoff"],
         cause: str,
+        recovery_seconds: float | None = None,
     ) -> TransitionReply:
         """Take a running task from ``owner`` and put it on the recovery queue (or the DLQ).
 
         A compare-and-set on the owner: calling it again, or from another process, after the
         first call acted is a no-op that returns ``skipped``.
         """
-        name, idem = self.client.hmget(self.keys.task(task_id), "n", "x")
+        name, idem, trace = self.client.hmget(self.keys.task(task_id), "n", "x", "tp")
         if name is None:
             self.client.srem(self.keys.worker_tasks(owner), task_id)
             return TransitionReply("skipped")
         idem_key = text(idem) if idem else ""
-        message = build_message(task_id, text(name), RECOVERY_QUEUE, idem_key)
+        message = build_message(task_id, text(name), RECOVERY_QUEUE, idem_key,
+                                text(trace) if trace else "")
         reply = self.scripts.run(self.ops.requeue(
             task_id=task_id, owner=owner, kind=kind, cause=cause, queue=RECOVERY_QUEUE,
             message=message if self.fused else b"", idem_key=idem_key,
@@ -148,16 +152,22 @@ class Ledger:
         if reply.kind == "dead":
             log.error("task %s dead-lettered: it lost its worker more than max_resurrections "
                       "times (last: %s)", task_id, cause)
+            events.emit("task.dead_lettered", task=text(name), task_id=task_id,
+                        queue=RECOVERY_QUEUE, reason="max_resurrections_exceeded")
+        if reply.kind != "skipped":
+            events.emit("task.resurrected", task=text(name), task_id=task_id, kind=kind,
+                        cause=cause, outcome=reply.kind, recovery_seconds=recovery_seconds)
         return self._publish(RECOVERY_QUEUE, message, reply)
 
     def republish(self, task_id: str, queue: str, seq: int) -> TransitionReply:
         """Publish again the message of a queued task whose message was lost."""
-        name, idem = self.client.hmget(self.keys.task(task_id), "n", "x")
+        name, idem, trace = self.client.hmget(self.keys.task(task_id), "n", "x", "tp")
         if name is None:
             self.client.zrem(self.keys.pending(queue), task_id)
             return TransitionReply("skipped")
         idem_key = text(idem) if idem else ""
-        message = build_message(task_id, text(name), queue, idem_key)
+        message = build_message(task_id, text(name), queue, idem_key,
+                                text(trace) if trace else "")
         reply = self.scripts.run(self.ops.republish(
             task_id=task_id, queue=queue, seq=seq, message=message if self.fused else b"",
             max_republish=MAX_REPUBLISH, idem_key=idem_key,
@@ -166,11 +176,13 @@ class Ledger:
 
     def release(self, task_id: str) -> TransitionReply:
         """Send a dead-lettered task back to the queue it was dispatched to."""
-        name, queue, idem = self.client.hmget(self.keys.task(task_id), "n", "q", "x")
+        name, queue, idem, trace = self.client.hmget(self.keys.task(task_id), "n", "q", "x",
+                                                     "tp")
         if name is None or queue is None:
             return TransitionReply("skipped")
         idem_key = text(idem) if idem else ""
-        message = build_message(task_id, text(name), text(queue), idem_key)
+        message = build_message(task_id, text(name), text(queue), idem_key,
+                                text(trace) if trace else "")
         reply = self.scripts.run(self.ops.release(
             task_id=task_id, queue=text(queue), message=message if self.fused else b"",
             idem_key=idem_key,

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 from types import MappingProxyType
 from typing import Any
 
 import msgspec
 
-from relier.core import codec
+from relier.core import codec, events
 from relier.core.exceptions import (
     CheckpointError,
     EpochFencedError,
@@ -165,7 +166,12 @@ class PhoenixMiddleware(Middleware):
             task_id=job.task_id, worker_id=job.worker_id, epoch=job.epoch, result=data,
             result_ttl=ledger.settings.result_ttl, idem_key=job.idem_key, idem_ttl=job.idem_ttl,
         )
-        if retry_transient(lambda: ledger.scripts.run(call), "complete"):
+        committed = retry_transient(lambda: ledger.scripts.run(call), "complete")
+        events.emit("task.finished", task=job.options.name, task_id=job.task_id,
+                    queue=job.options.queue, attempt=job.attempt,
+                    outcome="completed" if committed else "fenced",
+                    seconds=time.time() - job.started_at if job.started_at else 0.0)
+        if committed:
             ledger.checkpoints.discard(job.task_id)
         else:
             log.warning(
@@ -190,7 +196,14 @@ class PhoenixMiddleware(Middleware):
             message=str(error), traceback=tb, outcome="timeout" if timeout else "failed",
             idem_key=job.idem_key,
         )
-        if retry_transient(lambda: ledger.scripts.run(call), "dead-letter"):
+        recorded = retry_transient(lambda: ledger.scripts.run(call), "dead-letter")
+        events.emit("task.finished", task=job.options.name, task_id=job.task_id,
+                    queue=job.options.queue, attempt=job.attempt,
+                    outcome=("timeout" if timeout else "failed") if recorded else "fenced",
+                    seconds=time.time() - job.started_at if job.started_at else 0.0)
+        if recorded:
+            events.emit("task.dead_lettered", task=job.options.name, task_id=job.task_id,
+                        queue=job.options.queue, reason=reason)
             log.error("task %s (%s) dead-lettered: %s: %s", job.task_id, job.options.name,
                       reason, error)
         else:
@@ -209,5 +222,7 @@ class PhoenixMiddleware(Middleware):
             task_name=job.options.name, queue=job.delivery_queue,
         )
         if self.ledger.scripts.run(call):
+            events.emit("task.dead_lettered", task=job.options.name, task_id=job.task_id,
+                        queue=job.delivery_queue, reason=reason or type(error).__name__)
             log.error("message for task %s (%s) dead-lettered: %s", job.task_id,
                       job.options.name, message or error)

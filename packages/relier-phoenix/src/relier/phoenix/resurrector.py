@@ -130,7 +130,7 @@ class Resurrector:
 
         scan = ledger.scripts.run(ledger.ops.scan_due(ledger.keys.workers, 100))
         for worker_id in scan.due:
-            budget -= self._bury_worker(worker_id, budget, report)
+            budget -= self._bury_worker(worker_id, budget, report, scan.now_ms)
             if budget <= 0:
                 break
         self._recover_lost_messages(report)
@@ -142,9 +142,12 @@ class Resurrector:
         return report, sleep_for
 
     # -- dead workers --------------------------------------------------------------------------
-    def _bury_worker(self, worker_id: str, budget: int, report: PassReport) -> int:
+    def _bury_worker(self, worker_id: str, budget: int, report: PassReport,
+                     now_ms: int) -> int:
         ledger = self.ledger
         hostname = ledger.client.hget(ledger.keys.worker(worker_id), "hostname")
+        deadline = ledger.client.zscore(ledger.keys.workers, worker_id)
+        late = max(0.0, (now_ms - deadline) / 1000) if deadline is not None else None
         who = text(hostname) if hostname else worker_id
         members = ledger.client.srandmember(ledger.keys.worker_tasks(worker_id), budget) or []
         done = 0
@@ -153,6 +156,8 @@ class Resurrector:
             reply = ledger.requeue(
                 task_id, owner=worker_id, kind="lease_expired",
                 cause=f"lease expired: worker {who} stopped renewing (killed, OOM or frozen)",
+                recovery_seconds=None if late is None else
+                late + ledger.settings.heartbeat_ttl,
             )
             if reply.kind == "done":
                 report.requeued += 1

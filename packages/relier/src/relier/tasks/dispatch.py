@@ -8,11 +8,12 @@ check and the admission check are one script call (I1, I6).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,12 +57,11 @@ class Dispatcher:
         self.admission: Callable[[TaskSpec], tuple[AdmissionScope, ...]] | None = (
             (lambda spec: policy.scopes(spec.options.queue)) if policy.enabled else None
         )
-        #: Returns the W3C trace context to carry (installed by relier-otel).
-        self.trace_context: Callable[[], dict[str, str]] | None = None
         self.host = socket.gethostname()
+        self.traced = self.settings.otel_enabled
 
-    def prepare(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
-                ) -> _Prepared:
+    def prepare(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+                trace: dict[str, str] | None = None) -> _Prepared:
         """Seal the envelope and build the script call (no I/O)."""
         options = spec.options
         task_id = str(uuid.uuid4())
@@ -69,7 +69,7 @@ class Dispatcher:
             options.name, task_id, args, kwargs,
             version=migrations.current_version(options.name),
             producer=f"{self.host}:{os.getpid()}",
-            trace=self.trace_context() if self.trace_context else None,
+            trace=trace,
         )
         idem_key = self.idempotency.key_for(options, args, kwargs)
         scopes = self.admission(spec) if self.admission else ()
@@ -78,7 +78,7 @@ class Dispatcher:
             envelope=seal(envelope, self.keyring),
             max_resurrections=self.phoenix.max_resurrections(options),
             idem_key=idem_key, idem_ttl=self.idempotency.ttl(options) if idem_key else 0,
-            admission=scopes,
+            admission=scopes, traceparent=(trace or {}).get("traceparent", ""),
         )
         return _Prepared(task_id, call, message, options.queue, scopes)
 
@@ -95,7 +95,14 @@ class Dispatcher:
                 f"it would block that loop. Use `await {spec.name.rsplit('.', 1)[-1]}"
                 ".apush(...)` there."
             )
-        prepared = self.prepare(spec, args, kwargs)
+        if self.traced:
+            with self._span(spec) as span:
+                return span.done(self._push(spec, args, kwargs, span.carrier))
+        return self._push(spec, args, kwargs, None)
+
+    def _push(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+              trace: dict[str, str] | None) -> TaskReceipt:
+        prepared = self.prepare(spec, args, kwargs, trace)
         try:
             reply = self.ledger.dispatch(prepared.call, prepared.message, prepared.queue)
         except redis.RedisError as exc:
@@ -105,12 +112,26 @@ class Dispatcher:
     async def apush(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
                     ) -> TaskReceipt:
         """Dispatch from asyncio code."""
-        prepared = self.prepare(spec, args, kwargs)
+        if self.traced:
+            with self._span(spec) as span:
+                return span.done(await self._apush(spec, args, kwargs, span.carrier))
+        return await self._apush(spec, args, kwargs, None)
+
+    async def _apush(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+                     trace: dict[str, str] | None) -> TaskReceipt:
+        prepared = self.prepare(spec, args, kwargs, trace)
         try:
             reply = await self.ledger.adispatch(prepared.call, prepared.message, prepared.queue)
         except redis.RedisError as exc:
             raise RedisConnectionError(mask_url(self.settings.redis_url), exc) from exc
         return self._receipt(spec, prepared, reply)
+
+    @contextlib.contextmanager
+    def _span(self, spec: TaskSpec) -> Iterator[_Traced]:
+        from relier.otel import dispatch_span
+
+        with dispatch_span(spec.name, spec.options.queue) as span:
+            yield _Traced(span)
 
     def _receipt(self, spec: TaskSpec, prepared: _Prepared, reply: DispatchReply
                  ) -> TaskReceipt:
@@ -129,6 +150,18 @@ class Dispatcher:
             f"{scope.window_ms / 1000:g}s) is reached",
             math.ceil(reply.retry_after_ms / 1000), scope.name,
         )
+
+
+class _Traced:
+    """Adapts relier-otel's dispatch span to the dispatcher."""
+
+    def __init__(self, span: Any) -> None:
+        self.span = span
+        self.carrier: dict[str, str] = span.carrier
+
+    def done(self, receipt: TaskReceipt) -> TaskReceipt:
+        self.span.accepted(receipt.id, "duplicate" if receipt.deduplicated else "accepted")
+        return receipt
 
 
 _dispatcher: Dispatcher | None = None

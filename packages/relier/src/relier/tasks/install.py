@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from kombu import Queue  # type: ignore[attr-defined]
 
 from relier.core.connection import kombu_broker_options
@@ -22,8 +22,26 @@ log = logging.getLogger("relier.tasks")
 
 
 def _warm_child(**_: Any) -> None:
-    # A fresh pool child: start its own event loop now, not on its first task.
+    # A fresh pool child: start its own event loop now, not on its first task; and give it
+    # telemetry providers of its own (exporter threads do not survive a fork).
     process_loop().get()
+    _start_telemetry()
+
+
+def _warm_main(sender: Any = None, **_: Any) -> None:
+    # The solo and threads pools run tasks in the worker's own process.
+    pool = getattr(sender, "pool_cls", None)
+    if pool is not None and getattr(pool, "__module__", "").endswith(("solo", "threads")):
+        _start_telemetry()
+
+
+def _start_telemetry() -> None:
+    settings = get_settings()
+    if settings.otel_enabled:
+        from relier.otel import instrument, process_started
+
+        process_started(settings)
+        instrument()
 
 
 def install(app: Celery, settings: Settings | None = None) -> Celery:
@@ -76,6 +94,7 @@ def install(app: Celery, settings: Settings | None = None) -> Celery:
     )
     phoenix_celery.install(app)
     worker_process_init.connect(_warm_child, weak=False, dispatch_uid="relier-warm-child")
+    worker_init.connect(_warm_main, weak=False, dispatch_uid="relier-warm-main")
     return app
 
 

@@ -96,7 +96,12 @@ def build_chain(settings: Settings | None = None) -> list[Middleware]:
     """The worker chain for this process."""
     settings = settings or get_settings()
     ledger = Ledger(settings)
-    chain: list[Middleware] = [
+    chain: list[Middleware] = []
+    if settings.otel_enabled:
+        from relier.otel import TracingMiddleware
+
+        chain.append(TracingMiddleware())
+    chain += [
         PhoenixMiddleware(ledger),
         EnvelopeMiddleware(Keyring.from_settings(settings)),
         IdempotencyMiddleware(settings),

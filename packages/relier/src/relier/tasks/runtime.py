@@ -10,6 +10,8 @@ pipeline's two halves.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import inspect
 import logging
 import os
@@ -19,6 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from relier.core import events
 from relier.core.exceptions import IdempotencyInFlightError, TaskTimeoutError
 from relier.core.pipeline import Job, Middleware, SkipRun, TaskOptions
 from relier.core.settings import get_settings
@@ -77,8 +80,29 @@ class ProcessLoop:
         return self._pid == os.getpid() and loop is self._loop
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the loop and wait for it from this (other) thread."""
-        return asyncio.run_coroutine_threadsafe(coro, self.get()).result()
+        """Run ``coro`` on the loop and wait for it from this (other) thread.
+
+        The coroutine runs in a copy of the caller's context, so context variables set in
+        Celery's thread (the trace context, an admission key) reach the task body.
+        """
+        loop = self.get()
+        context = contextvars.copy_context()
+        result: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def finish(task: asyncio.Task[T]) -> None:
+            if task.cancelled():
+                result.set_exception(asyncio.CancelledError())
+            elif (error := task.exception()) is not None:
+                result.set_exception(error)
+            else:
+                result.set_result(task.result())
+
+        def start() -> None:
+            result.set_running_or_notify_cancel()
+            loop.create_task(coro, context=context).add_done_callback(finish)
+
+        loop.call_soon_threadsafe(start)
+        return result.result()
 
 
 _process_loop = ProcessLoop()
@@ -111,6 +135,7 @@ async def run_with_timeouts(
         async def soft_deadline() -> None:
             await asyncio.sleep(soft)
             log.warning("%s passed its soft_timeout of %gs", ctx.full_name, soft)
+            events.emit("task.timeout", task=ctx.task_name, task_id=ctx.task_id, kind="soft")
             if on_soft is not None:
                 try:
                     await on_soft(ctx)
@@ -125,6 +150,7 @@ async def run_with_timeouts(
         if task in done:
             return task.result()
         task.cancel()
+        events.emit("task.timeout", task=ctx.task_name, task_id=ctx.task_id, kind="hard")
         done, _ = await asyncio.wait({task}, timeout=CANCEL_GRACE)
         if task in done:
             if not task.cancelled():
@@ -179,6 +205,9 @@ class Runtime:
             headers={"rl_idem": getattr(request, "rl_idem", None) or ""},
             legacy=getattr(request, "rl", None) is None,
         )
+        traceparent = getattr(request, "rl_trace", None)
+        if traceparent:
+            job.trace = {"traceparent": traceparent}
         job.idem_key = job.headers["rl_idem"]
         if job.legacy:
             self._adopt(spec, job)

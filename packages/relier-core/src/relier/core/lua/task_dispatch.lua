@@ -10,7 +10,7 @@
 -- KEYS[4] qseq          last broker sequence per queue
 -- KEYS[5] queue_list    kombu's list of the queue (written only when ARGV[7] is not empty)
 -- KEYS[6] idem          idempotency marker (ignored when ARGV[6] is 0)
--- KEYS[7..] admission   one sliding-window zset per admission scope (ARGV[8] of them)
+-- KEYS[7..] admission   one sliding-window zset per admission scope (ARGV[9] of them)
 -- ARGV[1] task_id
 -- ARGV[2] task_name
 -- ARGV[3] queue
@@ -19,8 +19,10 @@
 -- ARGV[6] idem_ttl      seconds a committed result is kept; 0 when the task is not idempotent
 -- ARGV[7] message       the kombu message; '' when the broker is another server (the caller
 --                       publishes it after this call; lost-message detection covers the gap)
--- ARGV[8] n_scopes      number of admission scopes
--- ARGV[9..] limits      (limit, window_ms) per admission scope
+-- ARGV[8] traceparent   W3C trace context of the dispatch ('' when not traced), kept so
+--                       that re-published messages carry it too
+-- ARGV[9] n_scopes      number of admission scopes
+-- ARGV[10..] limits     (limit, window_ms) per admission scope
 -- Returns:
 --   {1, seq}                               accepted
 --   {2, task_id, state, result|false}      idempotent duplicate of an existing task
@@ -44,7 +46,7 @@ if idem_ttl > 0 then
 end
 
 local now = now_ms()
-local wait, position = window_admit(7, tonumber(ARGV[8]), 9, task_id, now)
+local wait, position = window_admit(7, tonumber(ARGV[9]), 10, task_id, now)
 if wait > 0 then return {3, wait, position} end
 
 local seq = redis.call('HINCRBY', qseq, queue, 1)
@@ -52,6 +54,7 @@ redis.call('HSET', record,
   'n', ARGV[2], 'q', queue, 's', 'queued', 'ep', 0, 'a', 1, 'k', 0,
   'mr', ARGV[5], 'dt', now, 'sq', seq, 'mq', queue)
 redis.call('SET', envelope, ARGV[4])
+if ARGV[8] ~= '' then redis.call('HSET', record, 'tp', ARGV[8]) end
 if idem_ttl > 0 then
   -- The marker names its owner; it has no TTL while the owner lives, because the owner's
   -- terminal transition (complete or dead-letter) always rewrites or releases it (I2, I5).
