@@ -258,3 +258,34 @@ def test_long_variant_ten_thousand_tasks_twenty_kills() -> None:
                             timeout=1800)
     assert result["lost"] == 0, result
     assert result["delivered"] == 10_000, result
+
+
+def test_redis_out_of_memory_refuses_dispatch_clearly_and_loses_nothing(
+    local_redis_factory: Callable[..., LocalRedis], worker_factory: Callable[..., WorkerProcess],
+    relier_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from relier.core.exceptions import DispatchError
+    from relier.core.settings import reset_settings
+    from relier.tasks.dispatch import reset_dispatcher
+
+    server = local_redis_factory(maxmemory="3mb")
+    monkeypatch.setenv("RELIER_REDIS_URL", server.url)
+    monkeypatch.setenv("RELIER_ADMISSION_LIMIT", "0")
+    reset_settings(None)
+    reset_dispatcher(None)
+    accepted = []
+    with pytest.raises(DispatchError, match="out of memory") as info:
+        for i in range(100_000):  # no worker yet: the queue grows until Redis refuses
+            accepted.append(tasks.record.push(f"oom{i}", 0.0))
+    assert "Nothing was enqueued" in str(info.value)
+    assert len(accepted) > 100
+    client = redis.Redis.from_url(server.url)
+    client.config_set("maxmemory", "0")  # the operator raises the limit
+    worker_factory("relier.tasks.app", env={**relier_env, "RELIER_REDIS_URL": server.url,
+                                            "RELIER_PREFLIGHT": "warn"},
+                   concurrency=2).wait_ready()
+    for receipt in accepted[:: max(1, len(accepted) // 50)]:
+        assert receipt.get(timeout=60)
+    ids = [r.id for r in accepted]
+    wait_for(lambda: states(client, ids).get("done") == len(ids), 120,
+             "every accepted task done")

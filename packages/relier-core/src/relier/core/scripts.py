@@ -1,9 +1,15 @@
 """The Lua scripts: one file per atomic operation, loaded by name, registered once per client.
 
-Each ``lua/<name>.lua`` opens with a header listing its ``KEYS[i]``, ``ARGV[i]`` and return
-values; :data:`SPECS` declares the same names in Python and a unit test holds the two together.
+Each ``lua/<name>.lua`` opens with a Redis 7 shebang declaring its flags, then a header
+listing its ``KEYS[i]``, ``ARGV[i]`` and return values; :data:`SPECS` declares the same names in Python and a unit test holds the two together.
 A line ``--@include <name>`` splices ``lua/include/<name>.lua`` in (the clock, the attempt
 history and the admission window are shared by several scripts).
+
+The flags matter under memory pressure. A script without them is checked for OOM only at its
+first write, so a full Redis could stop it half-way; with a shebang, Redis decides before the
+first line. Scripts that add work (dispatch, admission, checkpoints, DLQ release) are refused
+whole when Redis is at ``maxmemory``; scripts that let the backlog drain (claim, complete,
+dead-letter, requeue, lease renewal, purge) declare ``allow-oom``.
 
 Registration goes through redis-py's ``register_script``: the SHA1 is computed locally, calls
 use EVALSHA, and a NOSCRIPT reply (after a server restart or ``SCRIPT FLUSH``) loads the script

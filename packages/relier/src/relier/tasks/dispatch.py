@@ -21,7 +21,12 @@ import redis
 
 from relier.admission import AdmissionPolicy
 from relier.core import codec
-from relier.core.exceptions import AdmissionRejectedError, RedisConnectionError
+from relier.core.exceptions import (
+    AdmissionRejectedError,
+    DispatchError,
+    RedisConnectionError,
+    RelierError,
+)
 from relier.core.ops import AdmissionScope, DispatchReply
 from relier.core.scripts import Call
 from relier.core.settings import Settings, get_settings, mask_url
@@ -106,7 +111,7 @@ class Dispatcher:
         try:
             reply = self.ledger.dispatch(prepared.call, prepared.message, prepared.queue)
         except redis.RedisError as exc:
-            raise RedisConnectionError(mask_url(self.settings.redis_url), exc) from exc
+            raise self._error(spec, exc) from exc
         return self._receipt(spec, prepared, reply)
 
     async def apush(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -123,8 +128,21 @@ class Dispatcher:
         try:
             reply = await self.ledger.adispatch(prepared.call, prepared.message, prepared.queue)
         except redis.RedisError as exc:
-            raise RedisConnectionError(mask_url(self.settings.redis_url), exc) from exc
+            raise self._error(spec, exc) from exc
         return self._receipt(spec, prepared, reply)
+
+    def _error(self, spec: TaskSpec, exc: redis.RedisError) -> RelierError:
+        """What a Redis failure during dispatch means for the caller (nothing was enqueued)."""
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(exc):
+            return DispatchError(
+                f"{spec.name} not dispatched: Redis is out of memory (maxmemory reached, and "
+                "noeviction refuses writes rather than dropping tasks). Nothing was enqueued; "
+                "drain queues or the dead-letter queue, or raise maxmemory, then retry."
+            )
+        if isinstance(exc, redis.ResponseError):
+            return DispatchError(f"{spec.name} not dispatched: Redis refused the write ({exc})."
+                                 " Nothing was enqueued.")
+        return RedisConnectionError(mask_url(self.settings.redis_url), exc)
 
     @contextlib.contextmanager
     def _span(self, spec: TaskSpec) -> Iterator[_Traced]:

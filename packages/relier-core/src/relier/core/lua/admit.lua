@@ -1,3 +1,4 @@
+#!lua
 -- admit: the admission check on its own, for web apps that use relier.admission without
 -- dispatching (a FastAPI dependency guarding an endpoint, say). Dispatch does the same check
 -- inside task_dispatch, in the same call as the ledger write.

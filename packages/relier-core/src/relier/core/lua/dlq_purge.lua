@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- dlq_purge: delete one dead-lettered task for good.
 --
 -- KEYS[1] record        the task record hash

@@ -1,3 +1,4 @@
+#!lua
 -- dlq_release: send a dead-lettered task back to its own queue for a fresh start.
 --
 -- The fencing state restarts cleanly (the next claim opens a new epoch; the death count

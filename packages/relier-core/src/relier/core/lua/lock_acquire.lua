@@ -1,3 +1,4 @@
+#!lua
 -- lock_acquire: enter an idempotency_lock block, or learn that it already ran or is running.
 --
 -- KEYS[1] lock          the lock marker hash

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- lock_commit: record the result of an idempotency_lock block, if this holder still owns it.
 --
 -- KEYS[1] lock          the lock marker hash

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- lock_release: give up an idempotency_lock after the block raised, so a retry can run.
 --
 -- KEYS[1] lock          the lock marker hash

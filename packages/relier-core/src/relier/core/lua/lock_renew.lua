@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- lock_renew: extend a held idempotency_lock so a long block cannot lose it to its TTL.
 --
 -- KEYS[1] lock          the lock marker hash

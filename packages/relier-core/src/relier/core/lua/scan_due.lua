@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- scan_due: list the members of a deadline index whose deadline has passed, on Redis's clock.
 --
 -- Work is O(log n + due): the resurrector never scans live entries (I6).

@@ -1,3 +1,4 @@
+#!lua
 -- task_checkpoint: store a run's checkpoint, fenced on its epoch (I3).
 --
 -- KEYS[1] record        the task record hash

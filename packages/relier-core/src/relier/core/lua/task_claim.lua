@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- task_claim: open a new incarnation of a task for a worker (I3) or say why not.
 --
 -- Every run, the first included, passes here. The claim is what makes every duplicate

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- task_complete: commit a run's result, fenced on its epoch (I2, I3, I5).
 --
 -- The result, the state 'done' and the idempotency commit change in one step, so a crash can

@@ -1,3 +1,4 @@
+#!lua
 -- task_dispatch: deduplicate, admit and record a new task, then publish its broker message.
 --
 -- One atomic call does all of dispatch (I1, I6). When it returns 1, the task record and the

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- task_fail: dead-letter a task with its reason, fenced on its epoch (I2, I3).
 --
 -- The record itself becomes the dead-letter entry: it keeps the original sealed envelope, the

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- task_republish: publish again the message of a queued task whose message was lost.
 --
 -- The resurrector calls it for a queued task whose broker sequence lies behind its queue's

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- task_requeue: take a running task away from its worker and queue it again, or dead-letter
 -- it when it has died too often.
 --

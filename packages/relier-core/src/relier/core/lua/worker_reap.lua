@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- worker_reap: forget a worker that is gone and owns no task any more.
 --
 -- KEYS[1] workers       worker leases

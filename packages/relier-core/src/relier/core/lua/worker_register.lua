@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- worker_register: give a worker process its lease and record who it is.
 --
 -- KEYS[1] workers       worker leases

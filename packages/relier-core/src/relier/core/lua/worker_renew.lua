@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- worker_renew: extend a worker's lease; one call per worker per interval, however many tasks
 -- it runs (I6).
 --
