@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
+from relier.tasks.receipt import TaskReceipt
 from relier_testing import tasks
 from relier_testing.helpers import KEYS, counter, record, wait_for
 from relier_testing.redis_server import LocalRedis
@@ -273,10 +274,14 @@ def test_redis_out_of_memory_refuses_dispatch_clearly_and_loses_nothing(
     monkeypatch.setenv("RELIER_ADMISSION_LIMIT", "0")
     reset_settings(None)
     reset_dispatcher(None)
-    accepted = []
+    accepted: list[TaskReceipt] = []
+
+    def fill() -> None:  # no worker yet: the queue grows until Redis refuses
+        for i in range(100_000):
+            accepted.append(tasks.record.push(f"oom{i}", 0.0))  # noqa: PERF401 - keeps what got in
+
     with pytest.raises(DispatchError, match="out of memory") as info:
-        for i in range(100_000):  # no worker yet: the queue grows until Redis refuses
-            accepted.append(tasks.record.push(f"oom{i}", 0.0))
+        fill()
     assert "Nothing was enqueued" in str(info.value)
     assert len(accepted) > 100
     client = redis.Redis.from_url(server.url)

@@ -86,7 +86,8 @@ def test_percentiles() -> None:
 def test_benchmarks_page_renders_every_section(tmp_path: Path) -> None:
     stats = {"p50": 400.0, "p99": 900.0, "mean": 450.0, "max": 2000.0, "n": 10}
     results = {
-        "dispatch": {"n": 10, "stats": dict.fromkeys(("push", "apush", "push_idempotent", "delay", "delay_with_backend"), stats)},
+        "dispatch": {"n": 10, "stats": dict.fromkeys(
+            ("push", "apush", "push_idempotent", "delay", "delay_with_backend"), stats)},
         "admission": {"check": stats},
         "recovery": {"whole_worker_sigkill": {**stats, "p50": 2.9, "p99": 3.1, "max": 3.1},
                      "pool_child_sigkill": {**stats, "p50": 0.04, "p99": 0.1, "max": 0.1}},

@@ -1,9 +1,10 @@
 """The Lua scripts: one file per atomic operation, loaded by name, registered once per client.
 
 Each ``lua/<name>.lua`` opens with a Redis 7 shebang declaring its flags, then a header
-listing its ``KEYS[i]``, ``ARGV[i]`` and return values; :data:`SPECS` declares the same names in Python and a unit test holds the two together.
-A line ``--@include <name>`` splices ``lua/include/<name>.lua`` in (the clock, the attempt
-history and the admission window are shared by several scripts).
+listing its ``KEYS[i]``, ``ARGV[i]`` and return values; :data:`SPECS` declares the same
+names in Python and a unit test holds the two together. A line ``--@include <name>``
+splices ``lua/include/<name>.lua`` in (the clock, the attempt history and the admission
+window are shared by several scripts).
 
 The flags matter under memory pressure. A script without them is checked for OOM only at its
 first write, so a full Redis could stop it half-way; with a shebang, Redis decides before the
