@@ -1,5 +1,5 @@
 # The image workers and the resurrector run: the workspace installed, your task modules on
-# PYTHONPATH (mount or copy them to /app/tasks, set RELIER_IMPORTS).
+# PYTHONPATH (mount or copy them to /app, set RELIER_IMPORTS).
 FROM python:3.11-slim
 RUN pip install --no-cache-dir uv
 WORKDIR /relier

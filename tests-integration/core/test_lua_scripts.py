@@ -248,6 +248,23 @@ def test_republish_is_a_compare_and_set_and_gives_up(r: redis.Redis) -> None:
     assert r.hget(K.task("t1"), "dr") == b"NeverClaimed"
 
 
+def test_never_claimed_limit_counts_only_since_the_last_claim(r: redis.Redis) -> None:
+    """Hand-offs of a task that keeps being claimed must not drift it into NeverClaimed."""
+    sc = scripts(r)
+    register(r)
+    dispatch(r)
+    for _ in range(3):  # lost once, re-published, claimed, handed off: again and again
+        seq = r.hget(K.task("t1"), "sq").decode()
+        mq = r.hget(K.task("t1"), "mq").decode()
+        assert sc.run(OPS.republish(task_id="t1", queue=mq, seq=int(seq), message=b"M",
+                                    max_republish=1)).kind == "done"
+        assert claim(r, queue=mq).kind == "claimed"
+        sc.run(OPS.requeue(task_id="t1", owner="w1", kind="handoff", cause="drain",
+                           queue="re-queue", message=b"H"))
+    assert r.hget(K.task("t1"), "s") == b"queued"
+    assert r.hget(K.task("t1"), "rp") == b"3"  # the story keeps the total
+
+
 def test_idempotent_duplicate_at_claim_never_runs(r: redis.Redis) -> None:
     register(r)
     idem = K.idempotency("app.job", "k")

@@ -37,9 +37,13 @@ def test_fastapi_request_is_the_ancestor_of_the_task_span(
     reset_settings(None)
     reset_dispatcher(None)
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    # OpenTelemetry lets a process set its global provider once, and in a whole-suite run
+    # relier-otel's unit tests already did: record through that one when it exists.
+    current = trace.get_tracer_provider()
+    provider = current if isinstance(current, TracerProvider) else TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
+    if provider is not current:
+        trace.set_tracer_provider(provider)
 
     app = FastAPI()
 

@@ -45,7 +45,7 @@ class ContainerRedis:
     """A ``redis`` container through testcontainers (when a Docker engine answers)."""
 
     def __init__(self, config: dict[str, str] | None = None) -> None:
-        from testcontainers.redis import RedisContainer
+        from testcontainers.community.redis import RedisContainer
 
         image = os.environ.get("RELIER_TEST_REDIS_IMAGE", "redis:7.2")
         settings = {**DEFAULT_CONFIG, **(config or {})}

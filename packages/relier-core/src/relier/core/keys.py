@@ -22,7 +22,7 @@ Layout (prefix ``rl``, see ``RELIER_KEY_PREFIX``)::
     rl:dlq                      zset    task id -> dead-lettered at (ms); entry = the record
     rl:i:<task name>:<digest>   hash    idempotency marker of an idempotent task
     rl:lock:<key>               hash    idempotency_lock marker
-    rl:adm:<scope>              string  GCRA state (theoretical arrival time, ms)
+    rl:adm:<scope>              zset    sliding-window log: admission id -> time (ms)
     rl:resurrectors             zset    resurrector id -> last pass (ms)
     rl:stats                    hash    cluster-wide counters (legacy messages, ...)
 """
@@ -110,7 +110,7 @@ class Keys:
         return f"{self.prefix}:lock:{key}"
 
     def admission(self, scope: str) -> str:
-        """GCRA state of one admission scope (string)."""
+        """Sliding-window log of one admission scope (zset: admission id -> time in ms)."""
         return f"{self.prefix}:adm:{scope}"
 
     # -- housekeeping --------------------------------------------------------------------------

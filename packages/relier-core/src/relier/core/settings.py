@@ -1,7 +1,7 @@
 """Relier's settings: one frozen, typed object read from ``RELIER_*`` variables and ``.env``.
 
 Precedence is environment > ``.env`` in the working directory > defaults. Every value is checked
-when the object is built: a bad value raises :class:`~relier.core.exceptions.ConfigurationError`
+when the object is built: a bad value raises ``ConfigurationError``
 naming the variable, the value and the accepted form, so a worker never starts half-configured.
 
 The field table below is also the documentation: ``rl config show`` and the configuration page
@@ -55,7 +55,7 @@ def _meta(doc: str, *, secret: bool = False, group: str = "general") -> dict[str
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every ``RELIER_*`` setting. Build it with :meth:`Settings.load` or :func:`get_settings`."""
+    """Every ``RELIER_*`` setting. Build it with ``Settings.load`` or ``get_settings``."""
 
     # -- Redis ---------------------------------------------------------------------------------
     redis_url: str = field(
@@ -298,7 +298,7 @@ class Settings:
         metadata=_meta("Emit spans and metrics through opentelemetry-api.", group="otel"),
     )
     otel_exporter_otlp_endpoint: str = field(
-        default="http://localhost:4317",
+        default="http://localhost:4318",
         metadata=_meta("OTLP endpoint used when relier-otel[sdk] sets up the exporter.",
                        group="otel"),
     )

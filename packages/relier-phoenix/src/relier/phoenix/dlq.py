@@ -112,7 +112,8 @@ class DeadLetterQueue:
         """Send one entry back to the queue it was dispatched to.
 
         Its fencing restarts cleanly (a new epoch, the death count back to 0) while its
-        history is kept; the release passes admission control like a dispatch would.
+        history is kept. With an ``admission`` hook (``rl dlq release`` installs one) the
+        release passes admission control like a dispatch would; without one it does not.
 
         Returns:
             True when released; False when the task was not dead-lettered.

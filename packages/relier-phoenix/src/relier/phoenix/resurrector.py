@@ -63,7 +63,7 @@ class PassReport:
 
 
 class Resurrector:
-    """The recovery loop. :meth:`run_forever` until :meth:`stop` (or a signal) ends it."""
+    """The recovery loop. ``run_forever`` until ``stop`` (or a signal) ends it."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.ledger = Ledger(settings)
@@ -113,7 +113,12 @@ class Resurrector:
         ledger, settings = self.ledger, self.settings
         report = PassReport()
         self.passes += 1
-        ledger.client.zadd(ledger.keys.resurrectors, {self.id: int(time.time() * 1000)})
+        try:
+            ledger.client.zadd(ledger.keys.resurrectors, {self.id: int(time.time() * 1000)})
+        except redis.exceptions.OutOfMemoryError:
+            # Liveness is for `rl doctor`; recovery must go on while Redis is full, and the
+            # scripts below are allowed to run at maxmemory because they only move work.
+            log.warning("Redis is out of memory: resurrector liveness not recorded this pass")
         if time.monotonic() < self._judge_after:
             return report, min(settings.resurrection_check_interval,
                                self._judge_after - time.monotonic())

@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import redis
+
 from relier.core import events
 from relier.core.exceptions import IdempotencyInFlightError, TaskTimeoutError
 from relier.core.pipeline import Job, Middleware, SkipRun, TaskOptions
@@ -109,7 +111,7 @@ _process_loop = ProcessLoop()
 
 
 def process_loop() -> ProcessLoop:
-    """The process-wide :class:`ProcessLoop`."""
+    """The process-wide ``ProcessLoop``."""
     return _process_loop
 
 
@@ -125,7 +127,7 @@ async def run_with_timeouts(
 
     At ``soft`` seconds the hook runs, concurrently, with the same live context; it is
     cancelled at the hard deadline (so it has ``hard - soft`` seconds). At ``hard`` seconds the
-    body is cancelled and :class:`TaskTimeoutError` raised; a body that swallows the
+    body is cancelled and ``TaskTimeoutError`` raised; a body that swallows the
     cancellation is abandoned after a short grace, still reported as timed out, and its slot
     freed (its later writes are fenced once the task is dead-lettered).
     """
@@ -215,7 +217,13 @@ class Runtime:
 
     def _adopt(self, spec: TaskSpec, job: Job) -> None:
         """Make a plain Celery message (``.delay()``) a tracked task from here on."""
-        self.ledger.client.hincrby(self.ledger.keys.stats, "legacy_messages", 1)
+        try:
+            self.ledger.client.hincrby(self.ledger.keys.stats, "legacy_messages", 1)
+        except redis.exceptions.OutOfMemoryError:
+            # Only a statistic: the message is already acknowledged, so refusing to adopt it
+            # here would lose it. The claim script (allowed at maxmemory) takes it from here.
+            log.warning("%s[%s]: Redis is out of memory; legacy message not counted",
+                        spec.name, job.task_id)
         log.info("%s[%s] arrived as a legacy .delay() message", spec.name, job.task_id)
         if not self.settings.accept_unsigned:
             return

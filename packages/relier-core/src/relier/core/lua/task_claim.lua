@@ -75,6 +75,11 @@ end
 
 local epoch = redis.call('HINCRBY', record, 'ep', 1)
 redis.call('HSET', record, 's', 'running', 'w', worker_id, 'ts', now)
+-- 'rp' counts re-publications over the task's life. A claim proves messages arrive, so the
+-- NeverClaimed limit counts only those since the last claim ('rpc' = 'rp' at that claim);
+-- otherwise hand-offs (drain, child death) would drift a healthy task into the DLQ.
+local rp = redis.call('HGET', record, 'rp')
+if rp then redis.call('HSET', record, 'rpc', rp) end
 redis.call('ZREM', pending, task_id)
 redis.call('SADD', wtasks, task_id)
 -- Broker lists are FIFO: once sequence N of a queue is claimed, every earlier message of that

@@ -31,6 +31,7 @@ end
 
 local now = now_ms()
 local count = redis.call('HINCRBY', record, 'rp', 1)
+  - tonumber(redis.call('HGET', record, 'rpc') or 0)
 if count > tonumber(ARGV[4]) then
   close_attempt(record, 'never_claimed', 'message delivered ' .. (count - 1) ..
     ' times without a claim', now)
