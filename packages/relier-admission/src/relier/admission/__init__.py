@@ -2,8 +2,8 @@
 
 Sliding-window limits, global (``RELIER_ADMISSION_LIMIT`` per ``RELIER_ADMISSION_WINDOW``
 seconds), per queue (``RELIER_ADMISSION_QUEUE_LIMITS``) and per key
-(``RELIER_ADMISSION_KEY_LIMIT``, with :func:`admission_key`). Relier applies them inside the
-dispatch script itself; :class:`Admission` checks them on its own, in any web app.
+(``RELIER_ADMISSION_KEY_LIMIT``, with ``admission_key``). Relier applies them inside the
+dispatch script itself; ``Admission`` checks them on its own, in any web app.
 """
 
 from __future__ import annotations

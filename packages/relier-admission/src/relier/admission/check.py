@@ -59,8 +59,8 @@ counters = _Counters()
 class Admission:
     """Cluster-wide admission checks against the limits of ``RELIER_ADMISSION_*``.
 
-    ``check``/``acheck`` return a :class:`Decision`; ``admit``/``aadmit`` raise
-    :class:`~relier.core.exceptions.AdmissionRejectedError` (with ``retry_after``) instead.
+    ``check``/``acheck`` return a ``Decision``; ``admit``/``aadmit`` raise
+    ``AdmissionRejectedError`` (with ``retry_after``) instead.
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -118,9 +118,9 @@ class Admission:
             )
 
     def admit(self, *, key: str | None = None, queue: str | None = None) -> None:
-        """Like :meth:`check`, raising AdmissionRejectedError when refused."""
+        """Like ``check``, raising AdmissionRejectedError when refused."""
         self._raise(self.check(key=key, queue=queue))
 
     async def aadmit(self, *, key: str | None = None, queue: str | None = None) -> None:
-        """Like :meth:`acheck`, raising AdmissionRejectedError when refused."""
+        """Like ``acheck``, raising AdmissionRejectedError when refused."""
         self._raise(await self.acheck(key=key, queue=queue))

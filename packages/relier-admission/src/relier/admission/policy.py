@@ -39,7 +39,7 @@ def admission_key(key: str) -> Iterator[None]:
 
 
 def current_admission_key() -> str | None:
-    """The key set by the innermost :func:`admission_key` block, if any."""
+    """The key set by the innermost ``admission_key`` block, if any."""
     return _key.get()
 
 

@@ -32,7 +32,7 @@ def encode(value: Any, what: str = "value") -> bytes:
 
 
 def decode(data: bytes) -> Any:
-    """Decode JSON bytes written by :func:`encode`."""
+    """Decode JSON bytes written by ``encode``."""
     return _decoder.decode(data)
 
 

@@ -1,7 +1,7 @@
 """Events: what Relier reports as it works, for telemetry to turn into metrics and spans.
 
-Packages call :func:`emit` at the moments that matter (a task dead-lettered, resurrected, an
-admission decision, a timeout). Observers (relier-otel) :func:`subscribe`. With nobody
+Packages call ``emit`` at the moments that matter (a task dead-lettered, resurrected, an
+admission decision, a timeout). Observers (relier-otel) ``subscribe``. With nobody
 subscribed, ``emit`` is one check of an empty list; an observer that raises is logged and
 never breaks the work that emitted.
 

@@ -62,7 +62,7 @@ class IdempotencyResult:
 
 
 class IdempotencyLock:
-    """The context manager behind :func:`idempotency_lock`."""
+    """The context manager behind ``idempotency_lock``."""
 
     def __init__(self, key: str, ttl: int | None = None,
                  settings: Settings | None = None) -> None:

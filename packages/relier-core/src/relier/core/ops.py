@@ -1,6 +1,6 @@
 """Typed calls of the Lua scripts: callers pass names, never positional KEYS/ARGV.
 
-Each builder returns a :class:`~relier.core.scripts.Call` that runs on a sync client
+Each builder returns a ``Call`` that runs on a sync client
 (``scripts(client).run(call)``) or an asyncio one (``await async_scripts(client).run(call)``),
 so the same protocol serves ``push`` and ``apush``, workers and the resurrector.
 """

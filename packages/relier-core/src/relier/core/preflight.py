@@ -6,8 +6,8 @@ with the SHA1 computed here, and a keyspace no newer than this code. Facts are r
 ``INFO``, which managed services usually allow even where ``CONFIG`` is forbidden; when even
 ``INFO`` is refused the check becomes a warning, not a crash.
 
-Workers call :func:`preflight` before consuming (strict by default: refuse to start);
-``rl doctor`` calls :func:`run_preflight` and prints the report.
+Workers call ``preflight`` before consuming (strict by default: refuse to start);
+``rl doctor`` calls ``run_preflight`` and prints the report.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Lua scripts: one file per atomic operation, loaded by name, registered once per client.
 
 Each ``lua/<name>.lua`` opens with a Redis 7 shebang declaring its flags, then a header
-listing its ``KEYS[i]``, ``ARGV[i]`` and return values; :data:`SPECS` declares the same
+listing its ``KEYS[i]``, ``ARGV[i]`` and return values; ``SPECS`` declares the same
 names in Python and a unit test holds the two together. A line ``--@include <name>``
 splices ``lua/include/<name>.lua`` in (the clock, the attempt history and the admission
 window are shared by several scripts).

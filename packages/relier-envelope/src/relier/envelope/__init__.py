@@ -1,6 +1,6 @@
 """relier-envelope: the signed, versioned task envelope.
 
-``seal`` encodes an :class:`Envelope` and signs it (HMAC-SHA256, key ids for rotation);
+``seal`` encodes an ``Envelope`` and signs it (HMAC-SHA256, key ids for rotation);
 ``open_envelope`` verifies and decodes, raising only ``PayloadIntegrityError``;
 ``migrations`` upgrades payloads written by older code.
 """

@@ -10,9 +10,9 @@ Producers stamp it on every envelope; workers upgrade older payloads one step at
         return args, {**kwargs, "currency": "EUR"}
 
 Three distinct failures, each dead-lettered with the original payload kept:
-a missing step (:class:`~relier.core.exceptions.MigrationMissingError`), a step that raises
-(:class:`~relier.core.exceptions.SchemaMigrationError`) and a payload newer than the worker
-(:class:`~relier.core.exceptions.SchemaVersionTooNewError`, a producer deployed before its
+a missing step (``MigrationMissingError``), a step that raises
+(``SchemaMigrationError``) and a payload newer than the worker
+(``SchemaVersionTooNewError``, a producer deployed before its
 workers).
 """
 

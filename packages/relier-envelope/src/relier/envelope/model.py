@@ -35,7 +35,7 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
     Attributes:
         task: Registered task name.
         id: Task id, stable across every attempt.
-        version: Schema version of this task's arguments (see :mod:`relier.envelope.migrations`).
+        version: Schema version of this task's arguments (see ``relier.envelope.migrations``).
         args: Positional arguments.
         kwargs: Keyword arguments.
         headers: Dispatch facts.

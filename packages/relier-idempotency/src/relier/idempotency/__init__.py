@@ -1,9 +1,9 @@
 """relier-idempotency: exactly-once effects for ``@rl_task(idempotent=True)``.
 
 Keys come from the registered task name and a canonical encoding of the arguments
-(:func:`idempotency_key`); the ledger scripts deduplicate at dispatch, fence the in-flight
+(``idempotency_key``); the ledger scripts deduplicate at dispatch, fence the in-flight
 claim on the task's epoch and commit the result atomically with the completion. For keys you
-choose yourself, use :func:`relier.core.idempotency.idempotency_lock`.
+choose yourself, use ``relier.core.idempotency.idempotency_lock``.
 """
 
 from __future__ import annotations

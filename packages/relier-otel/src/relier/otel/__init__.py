@@ -3,8 +3,8 @@
 Relier wires it when ``RELIER_OTEL_ENABLED=true``: ``TracingMiddleware`` first in the worker
 chain, ``dispatch_span`` around every dispatch (its trace context rides in the envelope and
 the broker message, so a task's span is a child of the web request that dispatched it), and
-:func:`instrument` turning Relier's events into metrics. The SDK is an optional extra
-(``relier-otel[sdk]``); see :mod:`relier.otel.sdk`.
+``instrument`` turning Relier's events into metrics. The SDK is an optional extra
+(``relier-otel[sdk]``); see ``relier.otel.sdk``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Providers: the OpenTelemetry SDK set up per process (an optional extra).
 
-``pip install relier-otel[sdk]`` brings the SDK and the OTLP/HTTP exporter; :func:`configure`
+``pip install relier-otel[sdk]`` brings the SDK and the OTLP/HTTP exporter; ``configure``
 then sets tracer and meter providers exporting to ``RELIER_OTEL_EXPORTER_OTLP_ENDPOINT``.
-Relier calls :func:`process_started` in every prefork child right after the fork (and in
+Relier calls ``process_started`` in every prefork child right after the fork (and in
 the worker's own process for the solo and threads pools): exporter threads do not survive a
-fork, so each process gets providers of its own. Use :func:`set_provider_factory` to build
+fork, so each process gets providers of its own. Use ``set_provider_factory`` to build
 providers your way (another exporter, sampling, resources).
 """
 
@@ -24,7 +24,7 @@ _factory: ProviderFactory | None = None
 
 
 def set_provider_factory(factory: ProviderFactory | None) -> None:
-    """Build providers with ``factory(settings)`` in each process instead of :func:`configure`."""
+    """Build providers with ``factory(settings)`` in each process instead of ``configure``."""
     global _factory
     _factory = factory
 

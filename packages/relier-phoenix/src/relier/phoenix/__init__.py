@@ -1,12 +1,12 @@
 """relier-phoenix: nothing is lost. Fenced task ledger, leases, resurrector, DLQ, drain.
 
-- :class:`Ledger`: typed access to task records (dispatch, requeue, republish, release).
-- :class:`PhoenixMiddleware`: claim (a new epoch per run) and commit/dead-letter, fenced.
-- :class:`LeaseKeeper`: one lease per worker process, renewed in one call per interval.
-- :class:`Resurrector`: re-queues the tasks of dead workers and re-publishes lost messages.
-- :class:`DeadLetterQueue`: list, show, release, purge.
-- :func:`task_story`: everything the ledger knows about one task.
-- :func:`request_drain`: ask a worker to drain and exit.
+- ``Ledger``: typed access to task records (dispatch, requeue, republish, release).
+- ``PhoenixMiddleware``: claim (a new epoch per run) and commit/dead-letter, fenced.
+- ``LeaseKeeper``: one lease per worker process, renewed in one call per interval.
+- ``Resurrector``: re-queues the tasks of dead workers and re-publishes lost messages.
+- ``DeadLetterQueue``: list, show, release, purge.
+- ``task_story``: everything the ledger knows about one task.
+- ``request_drain``: ask a worker to drain and exit.
 - ``relier.phoenix.celery.install(app)``: the worker bootstep and signals.
 """
 

@@ -97,7 +97,7 @@ class LeaseKeeper:
                  self.ledger.settings.heartbeat_ttl)
 
     def start(self) -> None:
-        """Register, then renew every third of the TTL until :meth:`stop`."""
+        """Register, then renew every third of the TTL until ``stop``."""
         self.register()
         self._thread = threading.Thread(target=self._run, name="relier-lease", daemon=True)
         self._thread.start()

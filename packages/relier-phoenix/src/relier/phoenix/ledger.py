@@ -61,7 +61,7 @@ class Ledger:
 
     @property
     def scripts(self) -> Scripts:
-        """The scripts on :attr:`client`."""
+        """The scripts on ``client``."""
         return scripts(self.client)
 
     def aclient(self) -> aredis.Redis:
@@ -69,7 +69,7 @@ class Ledger:
         return async_redis_client(self.settings)
 
     def ascripts(self) -> AsyncScripts:
-        """The scripts on :meth:`aclient`."""
+        """The scripts on ``aclient``."""
         return async_scripts(self.aclient())
 
     def _broker(self) -> redis.Redis:

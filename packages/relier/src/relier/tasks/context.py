@@ -16,7 +16,7 @@ class TaskContext:
     """The live context of one run of a task.
 
     Reach it by declaring a ``ctx`` parameter (Relier finds it by signature and passes it) or
-    through :data:`task_context` anywhere inside the run.
+    through ``task_context`` anywhere inside the run.
 
     Attributes:
         task_id: Stable across every attempt of the task.
@@ -53,7 +53,7 @@ class TaskContext:
 
     @property
     def fence_token(self) -> int:
-        """Alias of :attr:`epoch`."""
+        """Alias of ``epoch``."""
         return self.epoch
 
     @property
@@ -65,7 +65,7 @@ class TaskContext:
         """Store a checkpoint that a later run of this task receives as ``partial_result``.
 
         The write is fenced: a run that was superseded (its worker presumed dead) gets
-        :class:`~relier.core.exceptions.EpochFencedError` instead of overwriting the newer
+        ``EpochFencedError`` instead of overwriting the newer
         run's progress. Outside a worker (a unit test) it only sets ``partial_result``.
 
         Raises:

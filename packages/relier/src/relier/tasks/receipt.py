@@ -87,14 +87,14 @@ class TaskReceipt:
 
     # -- asyncio -------------------------------------------------------------------------------
     async def astatus(self) -> str:
-        """:attr:`status` without blocking the event loop."""
+        """``status`` without blocking the event loop."""
         if self._state not in ("done", "dead"):
             client = self._ledger.aclient()
             self._absorb(list(await client.hmget(self._ledger.keys.task(self.id), *_FIELDS)))
         return STATUS.get(self._state, "UNKNOWN")
 
     async def aget(self, timeout: float | None = None) -> Any:
-        """:meth:`get` without blocking the event loop."""
+        """``get`` without blocking the event loop."""
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
         client = self._ledger.aclient()

@@ -1,6 +1,6 @@
 """Benchmarks of ``rl bench``: every figure measured beside vanilla Celery in the same run.
 
-Each benchmark takes a :class:`BenchEnv` (a Redis it may fill and empty: by default a fresh
+Each benchmark takes a ``BenchEnv`` (a Redis it may fill and empty: by default a fresh
 local ``redis-server`` with AOF and noeviction) and returns a plain dict of figures.
 """
 
