@@ -100,6 +100,22 @@ def test_c_sigterm_drains_running_and_queued_tasks(
         assert counter(client, "start", f"run{i}") == 1  # finished during the drain
 
 
+def test_cpu_bound_child_holding_the_gil_keeps_its_lease(
+    relier_worker: Callable[..., WorkerProcess],
+    resurrector: Callable[..., WorkerProcess], client: redis.Redis,
+) -> None:
+    """I6: the worker's main process renews leases, so a pool child spinning in pure Python
+    for over three lease TTLs (RELIER_HEARTBEAT_TTL=3) is not taken for dead."""
+    resurrector()
+    relier_worker(concurrency=1)
+    receipt = tasks.busy_cpu.push("spin", 10.0)
+    assert receipt.get(timeout=60) == "spin"
+    assert counter(client, "start", "spin") == 1
+    rec = record(client, receipt.id)
+    assert rec.resurrections == 0
+    assert [a.outcome for a in rec.history] == ["completed"]
+
+
 def test_c_drain_deadline_hands_off_with_checkpoint(
     relier_worker: Callable[..., WorkerProcess], client: redis.Redis
 ) -> None:

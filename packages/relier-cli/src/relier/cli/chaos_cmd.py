@@ -165,8 +165,9 @@ def redis_restart(
     console.print(f"{tasks} tasks dispatched; SIGKILL Redis (pid {pid})")
     os.kill(pid, signal.SIGKILL)
     time.sleep(down)
-    subprocess.Popen(argv, cwd=cwd, start_new_session=True, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
+    restarted = subprocess.Popen(argv, cwd=cwd, start_new_session=True,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _follow_in_cluster_state(pid, restarted.pid)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with contextlib.suppress(redis.RedisError):
@@ -178,6 +179,18 @@ def redis_restart(
     console.print(f"delivered {done} of {tasks}, lost {tasks - done}")
     if done != tasks:
         raise typer.Exit(1)
+
+
+def _follow_in_cluster_state(old_pid: int, new_pid: int) -> None:
+    """Point a local cluster's state at the restarted Redis, so `rl cluster down` stops it."""
+    import msgspec
+
+    from relier.cli import cluster
+
+    state = cluster.load_state()
+    if state is not None and state.redis_pid == old_pid:
+        state.redis_pid = new_pid
+        cluster.state_path().write_bytes(msgspec.json.encode(state))
 
 
 #: What a restarted server must keep to come back as the same server with the same data.
