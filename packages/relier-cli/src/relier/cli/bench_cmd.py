@@ -14,7 +14,7 @@ import typer
 from relier.cli._common import console, fail, print_json
 
 SUITES = ("dispatch", "admission", "recovery", "throughput", "footprint", "delivery",
-          "startup")
+          "startup", "envelope")
 QUICK = ("dispatch", "admission", "recovery", "throughput")
 
 
@@ -30,7 +30,7 @@ def bench(
     """Benchmarks beside vanilla Celery, measured in the same run.
 
     Dispatch, admission, recovery, throughput, footprint (bytes, keys, round trips),
-    delivery under kills, worker memory and cold start.
+    delivery under kills, worker memory, cold start, and the envelope's seal/open cost.
     """
     names = SUITES if which == "all" else (which,)
     if any(n not in SUITES for n in names):

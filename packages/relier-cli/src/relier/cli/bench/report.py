@@ -110,6 +110,22 @@ def markdown(results: dict[str, Any], machine: dict[str, Any], command: str) -> 
                        f"{tps / t['vanilla']['tasks_per_second']:.2f}x |")
         out += ["", f"Target: at least 0.8x vanilla. Earlier Relier: {EARLIER['throughput']}.",
                 ""]
+    if "envelope" in results:
+        e = results["envelope"]
+        out += ["## Envelope: seal and open", "",
+                f"No Redis: median of {e['repeat']} runs of {e['number']:,} operations on a "
+                f"one-argument task with two keyword arguments ({e['payload_bytes']} bytes "
+                "sealed).", "",
+                "| operation | µs per call |", "|---|---|"]
+        for key, label in (
+            ("build_and_seal", "build + seal (argument check, JSON, HMAC-SHA256)"),
+            ("seal", "seal (JSON + HMAC-SHA256)"),
+            ("open", "open (parse + HMAC check + JSON)"),
+            ("seal_unsigned", "seal, unsigned (development mode)"),
+            ("open_unsigned", "open, unsigned"),
+        ):
+            out.append(f"| {label} | {e[key]:.1f} |")
+        out.append("")
     if "footprint" in results:
         f = results["footprint"]
         rt = f["round_trips_per_task"]
