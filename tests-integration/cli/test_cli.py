@@ -172,6 +172,17 @@ def test_run_resurrector_command(relier_worker: Callable[..., WorkerProcess],
     assert_one_line_error(rl("run-resurrector", "--interval", "0"), "--interval")
 
 
+def test_run_resurrector_refuses_a_redis_that_could_lose_tasks(
+    local_redis_factory: Callable[..., LocalRedis], relier_env: dict[str, str],
+) -> None:
+    server = local_redis_factory(maxmemory_policy="allkeys-lru")
+    done = rl("run-resurrector", env={**relier_env, "RELIER_REDIS_URL": server.url}, timeout=30)
+    assert done.returncode == 2  # a configuration error, not a crash
+    assert "Traceback" not in done.stderr
+    assert "rl: error:" in done.stderr
+    assert "noeviction" in done.stderr
+
+
 def test_chaos_scenarios(relier_worker: Callable[..., WorkerProcess],
                          resurrector: Callable[..., WorkerProcess], client: redis.Redis) -> None:
     resurrector()

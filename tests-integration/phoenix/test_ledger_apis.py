@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -10,7 +11,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from relier.core.exceptions import TaskDeadLetteredError, TaskNotFoundError
+from relier.core.exceptions import (
+    AdmissionRejectedError,
+    TaskDeadLetteredError,
+    TaskNotFoundError,
+)
 from relier.phoenix import DeadLetterQueue, request_drain, task_story
 from relier_testing import tasks
 from relier_testing.helpers import KEYS, counter, record, wait_for
@@ -76,6 +81,30 @@ def test_release_all_by_reason(relier_worker: Callable[..., WorkerProcess],
     client.delete("test:broken:r1", "test:broken:r2")
     assert DeadLetterQueue().release_all(reason="RuntimeError") == 2
     assert [r.get(timeout=20) for r in receipts] == ["r1 ok", "r2 ok"]
+
+
+def test_release_all_stops_at_capacity_and_says_how_far_it_got(
+    relier_worker: Callable[..., WorkerProcess], client: redis.Redis,
+) -> None:
+    from relier.admission import AdmissionPolicy
+    from relier.core.settings import Settings
+
+    client.set("test:broken:cap", 1)
+    receipts = [tasks.flaky.push("cap") for _ in range(3)]
+    relier_worker(concurrency=1)
+    for receipt in receipts:
+        with pytest.raises(TaskDeadLetteredError):
+            receipt.get(timeout=20)
+    limited = Settings.load(environ={"RELIER_REDIS_URL": os.environ["RELIER_REDIS_URL"],
+                                     "RELIER_ADMISSION_LIMIT": "1",
+                                     "RELIER_ADMISSION_WINDOW": "60"}, env_file=None)
+    policy = AdmissionPolicy(limited)
+    client.delete(KEYS.admission("global"))  # forget the three dispatches above
+    dlq = DeadLetterQueue(limited, admission=lambda record: policy.scopes(record.queue))
+    with pytest.raises(AdmissionRejectedError, match=r"1 task\(s\) released") as info:
+        dlq.release_all()
+    assert "run the same release again" in str(info.value)
+    assert dlq.count() == 2  # the rest wait in the DLQ, nothing dropped
 
 
 def test_task_story(relier_worker: Callable[..., WorkerProcess], client: redis.Redis) -> None:

@@ -27,6 +27,22 @@ def test_kombu_options_translate_sentinel() -> None:
     assert kombu_broker_options(plain) == ("redis://x:1/0", {})
 
 
+def test_kombu_url_carries_relier_redis_password() -> None:
+    def broker(**env: str) -> str:
+        return kombu_broker_options(Settings.load(environ=env, env_file=None))[0]
+
+    assert broker(RELIER_REDIS_URL="redis://x:1/0", RELIER_REDIS_PASSWORD="p@ss") == (
+        "redis://:p%40ss@x:1/0")
+    assert broker(RELIER_REDIS_URL="rediss://app@x:1/0", RELIER_REDIS_PASSWORD="pw") == (
+        "rediss://app:pw@x:1/0")
+    # The setting overrides the URL's password, as for Relier's own clients; a separate
+    # broker server is not given Relier's password.
+    assert broker(RELIER_REDIS_URL="redis://:url@x:1/0", RELIER_REDIS_PASSWORD="pw") == (
+        "redis://:pw@x:1/0")
+    assert broker(RELIER_REDIS_URL="redis://x:1/0", RELIER_BROKER_URL="redis://y:1/0",
+                  RELIER_REDIS_PASSWORD="pw") == "redis://y:1/0"
+
+
 def test_codec_round_trip_and_clear_error() -> None:
     assert codec.decode(codec.encode({"a": [1, 2.5, None]})) == {"a": [1, 2.5, None]}
     with pytest.raises(TypeError, match="result is not JSON-serialisable"):

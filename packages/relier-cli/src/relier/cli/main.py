@@ -31,6 +31,7 @@ from relier.cli._common import (
 )
 from relier.core.codec import text
 from relier.core.exceptions import ConfigurationError, RelierError, TaskNotFoundError
+from relier.core.settings import Settings
 
 app = typer.Typer(
     name="rl", no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
@@ -471,13 +472,16 @@ def run_resurrector(
     interval: float | None = typer.Option(None, "--interval",
                                    help="Longest sleep between passes, seconds (default "
                                         "RELIER_RESURRECTION_CHECK_INTERVAL)."),
-    loglevel: str = typer.Option("INFO", "--loglevel", help="Log level."),
+    loglevel: str | None = typer.Option(None, "--loglevel",
+                                        help="Log level (default RELIER_LOG_LEVEL)."),
 ) -> None:
     """Run a resurrector (any number of replicas is safe) until SIGTERM or Ctrl-C."""
     import dataclasses
     import logging
     import signal
 
+    from relier.core.connection import redis_client
+    from relier.core.preflight import preflight
     from relier.phoenix import Resurrector
 
     s = settings()
@@ -485,12 +489,30 @@ def run_resurrector(
         if interval <= 0:
             fail("--interval must be above 0 seconds")
         s = dataclasses.replace(s, resurrection_check_interval=interval)
-    logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
+    logging.basicConfig(level=(loglevel or s.log_level).upper(), stream=sys.stderr,
                         format="[%(asctime)s: %(levelname)s/%(name)s] %(message)s")
+    # The checks a worker makes: re-queueing from the ledger of an evicting Redis could
+    # resurrect tasks whose records were partly evicted.
+    preflight(redis_client(s), s)
+    _start_telemetry(s)
     resurrector = Resurrector(s)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: resurrector.stop())
     resurrector.run_forever()
+
+
+def _start_telemetry(s: Settings) -> None:
+    """Resurrections, recovery times and dead letters as metrics, when telemetry is on."""
+    if not s.otel_enabled:
+        return
+    try:
+        from relier.otel import instrument, process_started
+    except ImportError:
+        console.print("[yellow]RELIER_OTEL_ENABLED is true but relier-otel is not installed: "
+                      "no telemetry (pip install 'relier-otel[sdk]')[/yellow]")
+        return
+    process_started(s)
+    instrument()
 
 
 def _register_optional() -> None:

@@ -13,7 +13,7 @@ import weakref
 from asyncio import AbstractEventLoop, get_running_loop
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio as aredis
@@ -180,4 +180,14 @@ def kombu_broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
         options["master_name"] = spec.master
         if settings.redis_sentinel_password:
             options["sentinel_kwargs"] = {"password": settings.redis_sentinel_password}
+    elif settings.redis_password and url == settings.redis_url:
+        # kombu reads credentials only from the URL; without this, RELIER_REDIS_PASSWORD would
+        # reach Relier's own clients but not the broker connection on the same server. As for
+        # those clients, the setting overrides a password in the URL.
+        parts = urlsplit(url)
+        if parts.scheme in ("redis", "rediss"):
+            user = quote(parts.username or "", safe="")
+            host = parts.netloc.rpartition("@")[2]
+            secret = quote(settings.redis_password, safe="")
+            url = urlunsplit(parts._replace(netloc=f"{user}:{secret}@{host}"))
     return url, options

@@ -138,11 +138,23 @@ class DeadLetterQueue:
         return released
 
     def release_all(self, *, reason: str | None = None, task: str | None = None) -> int:
-        """Release every matching entry (oldest first); returns how many were released."""
+        """Release every matching entry (oldest first); returns how many were released.
+
+        Raises:
+            AdmissionRejectedError: the cluster reached capacity part-way; the message says how
+                many were released, and running the same call again releases the rest.
+        """
         count = 0
         for record in reversed(self.list(reason=reason, task=task, limit=None)):
-            if self.release(record.task_id):
-                count += 1
+            try:
+                released = self.release(record.task_id)
+            except AdmissionRejectedError as exc:
+                raise AdmissionRejectedError(
+                    f"{exc}; {count} task(s) released before the refusal, the rest are still "
+                    f"dead-lettered: run the same release again in {exc.retry_after}s",
+                    exc.retry_after, exc.scope,
+                ) from exc
+            count += released
         return count
 
     def purge(self, task_id: str) -> bool:
