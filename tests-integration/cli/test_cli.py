@@ -209,10 +209,13 @@ def test_chaos_scenarios(relier_worker: Callable[..., WorkerProcess],
 
 def test_chaos_redis_restart(local_redis_factory: Callable[..., LocalRedis],
                              worker_factory: Callable[..., WorkerProcess],
+                             resurrector: Callable[..., WorkerProcess],
                              relier_env: dict[str, str]) -> None:
     server = local_redis_factory()
     env = {**relier_env, **CHAOS, "RELIER_REDIS_URL": server.url}
     worker_factory("relier.tasks.app", env=env, concurrency=2).wait_ready()
+    assert_one_line_error(rl("chaos", "redis-restart", env=env), "no live resurrector")
+    resurrector(env=env)
     done = rl("chaos", "redis-restart", "--tasks", "10", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "delivered 10 of 10, lost 0" in done.stdout

@@ -19,8 +19,11 @@ async def long_running(seconds: float, marker: str,
                        ctx: TaskContext = None) -> dict[str, int]:  # type: ignore[assignment]
     """Record which process runs each attempt, then work for ``seconds``."""
     client = redis.Redis.from_url(os.environ["RELIER_REDIS_URL"])
-    client.rpush(f"rl-chaos:{marker}", f"{ctx.attempt}:{os.getpid()}")
-    client.expire(f"rl-chaos:{marker}", 3600)
+    try:
+        client.rpush(f"rl-chaos:{marker}", f"{ctx.attempt}:{os.getpid()}")
+        client.expire(f"rl-chaos:{marker}", 3600)
+    except redis.RedisError:
+        pass  # only the --watch trail; `rl chaos redis-restart` kills Redis under this line
     await asyncio.sleep(seconds)
     return {"attempt": ctx.attempt, "pid": os.getpid()}
 
