@@ -109,13 +109,25 @@ class LocalRedis:
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 10 s)."""
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is not None:
+            self._stop_successor()
             return
         self.signal(signal.SIGTERM)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.kill()
+
+    def _stop_successor(self) -> None:
+        # Our process is gone, but `rl chaos redis-restart` may have started another server on
+        # our port and directory; it is ours to stop. A server with another directory is not.
+        with contextlib.suppress(redis.RedisError):
+            client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2,
+                                 socket_connect_timeout=1)
+            if Path(str(client.config_get("dir").get("dir"))).resolve() == self.dir.resolve():
+                client.shutdown(nosave=True)
 
     def restart(self) -> None:
         """Start again on the same port and directory, so the AOF is replayed."""
