@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 import msgspec
+
+from relier.core.codec import check_json_value
 
 __all__ = ["Envelope", "Headers", "check_arguments"]
 
@@ -68,43 +69,13 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
         )
 
 
-_SCALARS = (str, int, float, bool, type(None))
-
-
 def check_arguments(task: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> None:
-    """Refuse arguments that would not arrive as the same values.
-
-    JSON would turn a ``datetime`` into a string and a ``set`` into a list without a word; the
-    task would then run with different types than it was called with. Better to say so at
-    dispatch, naming the argument.
+    """Refuse arguments that would not arrive as the same values, naming the argument.
 
     Raises:
         TypeError: an argument (or something inside it) is not a JSON value.
     """
     for i, value in enumerate(args):
-        _check(value, f"{task}: positional argument {i}")
+        check_json_value(value, f"{task}: positional argument {i}")
     for name, value in kwargs.items():
-        _check(value, f"{task}: argument {name!r}")
-
-
-def _check(value: Any, where: str) -> None:
-    if isinstance(value, _SCALARS):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise TypeError(f"{where} is {value}, which JSON cannot carry; pass None or a string")
-        return
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            _check(item, f"{where}[{i}]")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(
-                    f"{where} has a key of type {type(key).__name__}; JSON objects take str keys"
-                )
-            _check(item, f"{where}[{key!r}]")
-        return
-    raise TypeError(
-        f"{where} is a {type(value).__name__}, which would not arrive as the same type. Pass "
-        "JSON values (str, int, float, bool, None, list, dict), e.g. dt.isoformat() or str(uuid)."
-    )
+        check_json_value(value, f"{task}: argument {name!r}")

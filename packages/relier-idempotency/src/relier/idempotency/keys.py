@@ -11,12 +11,12 @@ the process; a ``datetime``; any object) are refused at dispatch with the argume
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
 
+from relier.core.codec import check_json_value
 from relier.core.exceptions import IdempotencyKeyError
 from relier.core.keys import Keys
 
@@ -32,9 +32,9 @@ def canonical_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> bytes
         IdempotencyKeyError: an argument has no canonical form (the message names it).
     """
     for i, value in enumerate(args):
-        _check(value, f"positional argument {i}")
+        check_json_value(value, f"positional argument {i}", IdempotencyKeyError)
     for name, value in kwargs.items():
-        _check(value, f"argument {name!r}")
+        check_json_value(value, f"argument {name!r}", IdempotencyKeyError)
     return _encoder.encode([list(args), dict(kwargs)])
 
 
@@ -43,28 +43,3 @@ def idempotency_key(task_name: str, args: Sequence[Any], kwargs: Mapping[str, An
     """The Redis key of an idempotent call of ``task_name``."""
     digest = hashlib.sha256(canonical_arguments(args, kwargs)).hexdigest()[:32]
     return (keys or Keys()).idempotency(task_name, digest)
-
-
-def _check(value: Any, where: str) -> None:
-    if value is None or isinstance(value, str | bool | int):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise IdempotencyKeyError(f"{where} is {value}, which has no canonical encoding")
-        return
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            _check(item, f"{where}[{i}]")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise IdempotencyKeyError(f"{where} has a non-str key {key!r}")
-            _check(item, f"{where}[{key!r}]")
-        return
-    hint = " (sets have no stable order: pass sorted(...))" if isinstance(
-        value, set | frozenset) else ""
-    raise IdempotencyKeyError(
-        f"{where} is a {type(value).__name__}, which has no canonical encoding{hint}. "
-        "Idempotent tasks take JSON values (str, int, float, bool, None, list, dict)."
-    )

@@ -70,13 +70,14 @@ class Dispatcher:
         """Seal the envelope and build the script call (no I/O)."""
         options = spec.options
         task_id = str(uuid.uuid4())
+        # The key first: for an idempotent task a bad argument is an IdempotencyKeyError.
+        idem_key = self.idempotency.key_for(options, args, kwargs)
         envelope = Envelope.new(
             options.name, task_id, args, kwargs,
             version=migrations.current_version(options.name),
             producer=f"{self.host}:{os.getpid()}",
             trace=trace,
         )
-        idem_key = self.idempotency.key_for(options, args, kwargs)
         scopes = self.admission(spec) if self.admission else ()
         call, message = self.ledger.dispatch_call(
             task_id=task_id, task_name=options.name, queue=options.queue,
