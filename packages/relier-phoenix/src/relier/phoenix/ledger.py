@@ -138,13 +138,11 @@ class Ledger:
         A compare-and-set on the owner: calling it again, or from another process, after the
         first call acted is a no-op that returns ``skipped``.
         """
-        name, idem, trace = self.client.hmget(self.keys.task(task_id), "n", "x", "tp")
-        if name is None:
+        found = self._doorbell(task_id, RECOVERY_QUEUE)
+        if found is None:
             self.client.srem(self.keys.worker_tasks(owner), task_id)
             return TransitionReply("skipped")
-        idem_key = text(idem) if idem else ""
-        message = build_message(task_id, text(name), RECOVERY_QUEUE, idem_key,
-                                text(trace) if trace else "")
+        name, _, idem_key, message = found
         reply = self.scripts.run(self.ops.requeue(
             task_id=task_id, owner=owner, kind=kind, cause=cause, queue=RECOVERY_QUEUE,
             message=message if self.fused else b"", idem_key=idem_key,
@@ -152,22 +150,35 @@ class Ledger:
         if reply.kind == "dead":
             log.error("task %s dead-lettered: it lost its worker more than max_resurrections "
                       "times (last: %s)", task_id, cause)
-            events.emit("task.dead_lettered", task=text(name), task_id=task_id,
+            events.emit("task.dead_lettered", task=name, task_id=task_id,
                         queue=RECOVERY_QUEUE, reason="max_resurrections_exceeded")
         if reply.kind != "skipped":
-            events.emit("task.resurrected", task=text(name), task_id=task_id, kind=kind,
+            events.emit("task.resurrected", task=name, task_id=task_id, kind=kind,
                         cause=cause, outcome=reply.kind, recovery_seconds=recovery_seconds)
         return self._publish(RECOVERY_QUEUE, message, reply)
 
+    def _doorbell(self, task_id: str, queue: str | None = None
+                  ) -> tuple[str, str, str, bytes] | None:
+        """Name, queue, idempotency key and a fresh message of a task (None: no record).
+
+        ``queue`` defaults to the one the task was dispatched to.
+        """
+        name, own_queue, idem, trace = self.client.hmget(self.keys.task(task_id), "n", "q", "x",
+                                                         "tp")
+        if name is None or (queue or own_queue) is None:
+            return None
+        to = queue or text(own_queue)
+        idem_key = text(idem) if idem else ""
+        return text(name), to, idem_key, build_message(task_id, text(name), to, idem_key,
+                                                       text(trace) if trace else "")
+
     def republish(self, task_id: str, queue: str, seq: int) -> TransitionReply:
         """Publish again the message of a queued task whose message was lost."""
-        name, idem, trace = self.client.hmget(self.keys.task(task_id), "n", "x", "tp")
-        if name is None:
+        found = self._doorbell(task_id, queue)
+        if found is None:
             self.client.zrem(self.keys.pending(queue), task_id)
             return TransitionReply("skipped")
-        idem_key = text(idem) if idem else ""
-        message = build_message(task_id, text(name), queue, idem_key,
-                                text(trace) if trace else "")
+        _, _, idem_key, message = found
         reply = self.scripts.run(self.ops.republish(
             task_id=task_id, queue=queue, seq=seq, message=message if self.fused else b"",
             max_republish=MAX_REPUBLISH, idem_key=idem_key,
@@ -176,18 +187,15 @@ class Ledger:
 
     def release(self, task_id: str) -> TransitionReply:
         """Send a dead-lettered task back to the queue it was dispatched to."""
-        name, queue, idem, trace = self.client.hmget(self.keys.task(task_id), "n", "q", "x",
-                                                     "tp")
-        if name is None or queue is None:
+        found = self._doorbell(task_id)
+        if found is None:
             return TransitionReply("skipped")
-        idem_key = text(idem) if idem else ""
-        message = build_message(task_id, text(name), text(queue), idem_key,
-                                text(trace) if trace else "")
+        _, queue, idem_key, message = found
         reply = self.scripts.run(self.ops.release(
-            task_id=task_id, queue=text(queue), message=message if self.fused else b"",
+            task_id=task_id, queue=queue, message=message if self.fused else b"",
             idem_key=idem_key,
         ))
-        return self._publish(text(queue), message, reply)
+        return self._publish(queue, message, reply)
 
 
 def retry_transient(
