@@ -8,7 +8,6 @@ that ran more than once.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -72,9 +71,7 @@ def kill_storm(
     for n in range(kills):
         time.sleep(interval)
         victim = pool.pop(0)
-        victim.kill_group(signal.SIGKILL)
-        victim.wait(10)
-        env.processes.remove(victim)
+        env.kill(victim)
         pool.append(env.worker(concurrency=concurrency))
         say(f"kill {n + 1}/{kills}: SIGKILLed worker {victim.pid}, started a replacement")
     deadline = time.monotonic() + timeout

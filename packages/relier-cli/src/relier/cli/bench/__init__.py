@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import statistics
 import time
 from collections.abc import Iterator
@@ -83,6 +84,12 @@ class BenchEnv:
         self.processes.append(proc)
         proc.start().wait_ready()
         return proc
+
+    def kill(self, proc: ManagedProcess) -> None:
+        """SIGKILL ``proc`` and its whole process group (a worker with its pool), and forget it."""
+        proc.kill_group(signal.SIGKILL)
+        proc.wait(10)
+        self.processes.remove(proc)
 
     def reset(self) -> None:
         """Stop every process started here and empty the database."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import time
 from typing import Any
 
@@ -27,10 +26,7 @@ def _vanilla_storm(env: BenchEnv, *, acks_late: bool, tasks: int, kills: int,
         plain.send_task("vanilla.record", (f"v{i}",))
     for _ in range(kills):
         time.sleep(interval)
-        victim = pool.pop(0)
-        victim.kill_group(signal.SIGKILL)
-        victim.wait(10)
-        env.processes.remove(victim)
+        env.kill(pool.pop(0))
         pool.append(start())
     client = env.client
     last, quiet_since = -1, time.monotonic()
