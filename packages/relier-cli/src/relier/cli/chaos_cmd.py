@@ -115,11 +115,7 @@ def worker_kill(
     console.print(f"task {receipt.id} runs on {victim['hostname']} (pid {pid}); SIGKILL")
     killed_at = time.monotonic()
     _kill_tree(pid)
-    if watch:
-        _watch(receipt, killed_at, seconds + 60)
-    else:
-        took = _recovered_after(marker, 2, 60)
-        console.print(f"task running again after {took:.2f}s")
+    _report_return(receipt, marker, killed_at, watch, timeout=60, seconds=seconds)
 
 
 @app.command("child-kill")
@@ -134,10 +130,16 @@ def child_kill(
     console.print(f"task {receipt.id} runs in pool child {child}; SIGKILL")
     killed_at = time.monotonic()
     os.kill(child, signal.SIGKILL)
+    _report_return(receipt, marker, killed_at, watch, timeout=30, seconds=seconds)
+
+
+def _report_return(receipt: Any, marker: str, killed_at: float, watch: bool, *,
+                   timeout: float, seconds: float) -> None:
+    """Follow the killed task to completion (--watch), or time its second start."""
     if watch:
-        _watch(receipt, killed_at, seconds + 30)
+        _watch(receipt, killed_at, seconds + timeout)
     else:
-        took = _recovered_after(marker, 2, 30)
+        took = _recovered_after(marker, 2, timeout)
         console.print(f"task running again after {took:.2f}s")
 
 
