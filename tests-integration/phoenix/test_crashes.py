@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -310,3 +311,54 @@ def test_redis_out_of_memory_refuses_dispatch_clearly_and_loses_nothing(
     ids = [r.id for r in accepted]
     wait_for(lambda: states(client, ids).get("done") == len(ids), 120,
              "every accepted task done")
+
+
+def test_workers_and_resurrector_drain_while_redis_is_out_of_memory(
+    local_redis_factory: Callable[..., LocalRedis], worker_factory: Callable[..., WorkerProcess],
+    resurrector: Callable[..., WorkerProcess], relier_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full Redis refuses new work, but a task already accepted is still recovered and run."""
+    from relier.core.settings import reset_settings
+    from relier.tasks.dispatch import reset_dispatcher
+
+    server = local_redis_factory(maxmemory="4mb")
+    env = {**relier_env, "RELIER_REDIS_URL": server.url}
+    monkeypatch.setenv("RELIER_REDIS_URL", server.url)
+    reset_settings(None)
+    reset_dispatcher(None)
+    client = redis.Redis.from_url(server.url)
+    resurrector(env=env)
+    doomed = worker_factory("relier.tasks.app", env=env, concurrency=1,
+                            queues=("high_priority", "default", "low_priority")).wait_ready()
+    worker_factory("relier.tasks.app", env=env, concurrency=1, queues=("re-queue",)).wait_ready()
+    receipt = tasks.nap.push(3.0)
+    wait_for(lambda: record(client, receipt.id).state == "running", 15, "the task running")
+    # Keep Redis at its limit: whatever a dead connection or a finished step frees is taken
+    # again at once, so every step of the recovery runs against a full server.
+    done = threading.Event()
+    refusals: list[int] = []
+
+    def keep_full() -> None:
+        i = 0
+        while not done.is_set():
+            try:
+                client.set(f"ballast:{i}", b"x" * 20_000)
+                i += 1
+            except redis.exceptions.OutOfMemoryError:
+                refusals.append(i)
+                time.sleep(0.01)
+
+    filler = threading.Thread(target=keep_full, daemon=True)
+    filler.start()
+    wait_for(lambda: refusals, 30, "Redis full")
+    doomed.kill_group(signal.SIGKILL)
+    try:
+        assert receipt.get(timeout=60) == 3.0
+    finally:
+        done.set()
+        filler.join(5)
+    assert len(refusals) > 100  # full the whole time, not once
+    outcomes = [a.outcome for a in record(client, receipt.id).history]
+    assert outcomes[0] in {"killed", "lease_expired"}
+    assert outcomes[-1] == "completed"

@@ -1,4 +1,8 @@
-"""A Relier app whose kombu visibility timeout is 1 s (far below the tasks it runs)."""
+"""A Relier app with kombu's ack emulation switched back on and a 1 s visibility timeout.
+
+Relier turns ack emulation off; a user may turn it on again, and then kombu redelivers every
+message still "unacked" after the timeout. The claim must drop those redeliveries.
+"""
 
 from __future__ import annotations
 
@@ -6,4 +10,4 @@ from relier.tasks.install import create_app
 
 app = create_app()
 app.conf.broker_transport_options = {**app.conf.broker_transport_options,
-                                     "visibility_timeout": 1}
+                                     "ack_emulation": True, "visibility_timeout": 1}

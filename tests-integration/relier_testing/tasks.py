@@ -72,6 +72,13 @@ async def record(key: str, seconds: float = 0.0) -> str:
 
 
 @rl_task()
+async def nap(seconds: float) -> float:
+    """Sleep without touching Redis (for tests where Redis refuses writes)."""
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@rl_task()
 def record_sync(key: str, seconds: float = 0.0) -> str:
     mark("start", key)
     time.sleep(seconds)

@@ -73,7 +73,12 @@ def install(app: Celery, settings: Settings | None = None) -> Celery:
     ]
     app.conf.update(
         broker_url=broker,
-        broker_transport_options={**transport_options,
+        # kombu's ack emulation keeps every delivered message in an "unacked" hash so it can
+        # redeliver after a visibility timeout. Relier acknowledges on receipt and its ledger
+        # owns redelivery, so that bookkeeping only costs writes per message, and writes that
+        # a full Redis refuses: with it on, workers stop consuming exactly when the backlog
+        # most needs draining. A user's explicit setting still wins.
+        broker_transport_options={**transport_options, "ack_emulation": False,
                                   **(app.conf.get("broker_transport_options") or {})},
         broker_connection_retry_on_startup=True,
         result_backend=app.conf.get("result_backend") or broker,
