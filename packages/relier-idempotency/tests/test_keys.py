@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from relier.core.exceptions import IdempotencyKeyError
 from relier.core.pipeline import TaskOptions
-from relier.idempotency import IdempotencyMiddleware, canonical_arguments, idempotency_key
+from relier.idempotency import (
+    KEY_VERSION,
+    IdempotencyMiddleware,
+    canonical_arguments,
+    idempotency_key,
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text()
@@ -24,30 +29,32 @@ json_values = st.recursive(
 @given(st.dictionaries(st.text(max_size=8), json_values, max_size=6))
 def test_key_ignores_dict_order(kwargs: dict[str, Any]) -> None:
     reordered = dict(reversed(list(kwargs.items())))
-    assert canonical_arguments([], kwargs) == canonical_arguments([], reordered)
+    assert canonical_arguments(kwargs) == canonical_arguments(reordered)
 
 
 def test_key_uses_registered_task_name() -> None:
-    a = idempotency_key("billing.process", ["x"], {})
-    b = idempotency_key("shipping.process", ["x"], {})
+    a = idempotency_key("billing.process", {"item": "x"})
+    b = idempotency_key("shipping.process", {"item": "x"})
     assert a != b
-    assert a.startswith("rl:i:billing.process:")
+    assert a.startswith(f"rl:i:billing.process:v{KEY_VERSION}:")
 
 
 def test_different_arguments_give_different_keys() -> None:
-    assert idempotency_key("t", ["cus_1", 5000], {}) != idempotency_key("t", ["cus_1", 5001], {})
-    assert idempotency_key("t", [1], {}) != idempotency_key("t", ["1"], {})
+    assert (idempotency_key("t", {"c": "cus_1", "n": 5000})
+            != idempotency_key("t", {"c": "cus_1", "n": 5001}))
+    assert idempotency_key("t", {"a": 1}) != idempotency_key("t", {"a": "1"})
+    assert idempotency_key("t", {"a": 1}) != idempotency_key("t", {"b": 1})
 
 
 def test_key_is_stable_across_processes_and_hash_seeds() -> None:
     code = ("from relier.idempotency import idempotency_key;"
-            "print(idempotency_key('t', ['a', {'z': 1, 'b': [1.5, None]}], {'k': 'v'}))")
+            "print(idempotency_key('t', {'a': 'a', 'o': {'z': 1, 'b': [1.5, None]}, 'k': 'v'}))")
     keys = {
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={"PYTHONHASHSEED": seed}, check=True).stdout.strip()
         for seed in ("1", "2", "3")
     }
-    assert keys == {idempotency_key("t", ["a", {"b": [1.5, None], "z": 1}], {"k": "v"})}
+    assert keys == {idempotency_key("t", {"k": "v", "o": {"b": [1.5, None], "z": 1}, "a": "a"})}
 
 
 @pytest.mark.parametrize(
@@ -56,7 +63,7 @@ def test_key_is_stable_across_processes_and_hash_seeds() -> None:
 )
 def test_non_canonical_arguments_are_refused(value: object, message: str) -> None:
     with pytest.raises(IdempotencyKeyError, match=message):
-        idempotency_key("t", [value], {})
+        idempotency_key("t", {"a": value})
 
 
 def test_options_validation() -> None:
@@ -70,5 +77,5 @@ def test_options_validation() -> None:
         mw.check_options(opts(idempotency_ttl=10, hard_timeout=30), None)
     with pytest.raises(ValueError, match="above 0"):
         mw.check_options(opts(idempotency_ttl=0), None)
-    assert mw.key_for(opts(idempotent=False), [1], {}) == ""
-    assert mw.key_for(opts(idempotent=True), [1], {}).startswith("rl:i:t:")
+    assert mw.key_for(opts(idempotent=False), {"a": 1}) == ""
+    assert mw.key_for(opts(idempotent=True), {"a": 1}).startswith("rl:i:t:v2:")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "AdmissionRejectedError",
+    "BrokerPublishDeferredError",
     "CheckpointError",
     "CheckpointTooLargeError",
     "ConfigurationError",
@@ -81,6 +82,38 @@ class RedisConnectionError(RelierError, ConnectionError):
 
 class DispatchError(RelierError):
     """A task could not be dispatched; nothing was enqueued."""
+
+
+class BrokerPublishDeferredError(RelierError):
+    """The task WAS accepted, but its broker message could not be published yet: do not retry.
+
+    Only with a separate broker (``RELIER_BROKER_URL`` set): the ledger script recorded the task
+    on the coordination Redis, then pushing its message to the broker failed. The record is the
+    acceptance (I1): the resurrector's lost-message pass publishes the message once the broker
+    answers (or dead-letters the task as ``NeverClaimed`` if it never does), so dispatching the
+    same call again would make a second task. Deliberately not a ``DispatchError`` nor a
+    ``ConnectionError``: handlers that retry those must not catch this one.
+
+    Attributes:
+        receipt: The accepted task's ``TaskReceipt`` (follow it as if ``push`` had returned it).
+        task_id: The accepted task's id.
+        task_name: The registered task name.
+        broker_url: The broker URL, password masked.
+    """
+
+    def __init__(self, task_name: str, task_id: str, broker_url: str, cause: BaseException | str,
+                 receipt: object = None) -> None:
+        self.task_name = task_name
+        self.task_id = task_id
+        self.broker_url = broker_url
+        self.receipt = receipt
+        super().__init__(
+            f"{task_name} [{task_id}] WAS accepted (its record is in the ledger), but its message "
+            f"could not be published to the broker at {broker_url}: {cause}. Do not dispatch it "
+            "again, that would make a second task: the resurrector publishes it once the broker "
+            f"answers. Follow it with this error's .receipt or `rl tasks show {task_id}`; check "
+            "RELIER_BROKER_URL and that the broker is running."
+        )
 
 
 class AdmissionRejectedError(RelierError):

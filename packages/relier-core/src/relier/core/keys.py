@@ -20,7 +20,9 @@ Layout (prefix ``rl``, see ``RELIER_KEY_PREFIX``)::
     rl:w:{<worker id>}          hash    worker facts: hostname, pid, queues, started, drain
     rl:w:{<worker id>}:tasks    set     ids of the tasks that worker runs now
     rl:dlq                      zset    task id -> dead-lettered at (ms); entry = the record
-    rl:i:<task name>:<digest>   hash    idempotency marker of an idempotent task
+    rl:i:<task name>:v<n>:<digest>
+                                hash    idempotency marker of an idempotent task (n: the
+                                        key derivation's version, relier.idempotency)
     rl:lock:<key>               hash    idempotency_lock marker
     rl:adm:<scope>              zset    sliding-window log: admission id -> time (ms)
     rl:resurrectors             zset    resurrector id -> last pass (ms)

@@ -9,7 +9,7 @@ atomic step that marks the task done; a dead-lettered task releases the key (I5)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -56,9 +56,11 @@ class IdempotencyMiddleware(Middleware):
                 f"arguments may still be going. Raise idempotency_ttl to at least {hard}."
             )
 
-    def key_for(self, options: TaskOptions, args: Sequence[Any],
-                kwargs: Mapping[str, Any]) -> str:
-        """The idempotency key of a call, or '' when the task is not idempotent."""
+    def key_for(self, options: TaskOptions, arguments: Mapping[str, Any]) -> str:
+        """The idempotency key of a call, or '' when the task is not idempotent.
+
+        ``arguments`` is the call bound to the task's signature (see ``idempotency_key``).
+        """
         if not options.get("idempotent"):
             return ""
-        return idempotency_key(options.name, args, kwargs, Keys(self.settings.key_prefix))
+        return idempotency_key(options.name, arguments, Keys(self.settings.key_prefix))

@@ -103,10 +103,10 @@ class Ledger:
         return call, message
 
     def dispatch(self, call: Call[DispatchReply], message: bytes, queue: str) -> DispatchReply:
-        """Run a prepared dispatch (sync)."""
+        """Run a prepared dispatch (sync): the script, then the message to a separate broker."""
         reply = self.scripts.run(call)
-        if reply.kind == "accepted" and not self.fused:
-            self._broker().lpush(self.keys.broker_list(queue), message)
+        if reply.kind == "accepted":
+            self.publish_accepted(message, queue)
         return reply
 
     async def adispatch(
@@ -114,9 +114,24 @@ class Ledger:
     ) -> DispatchReply:
         """Run a prepared dispatch (asyncio)."""
         reply = await self.ascripts().run(call)
-        if reply.kind == "accepted" and not self.fused:
-            await self._abroker().lpush(self.keys.broker_list(queue), message)
+        if reply.kind == "accepted":
+            await self.apublish_accepted(message, queue)
         return reply
+
+    def publish_accepted(self, message: bytes, queue: str) -> None:
+        """Push an accepted dispatch's message to a separate broker (fused: the script did).
+
+        Kept apart from the script so that a caller can tell a failure here (the task is
+        recorded and accepted; the lost-message pass publishes it later) from a failure of
+        the script (nothing was written).
+        """
+        if not self.fused:
+            self._broker().lpush(self.keys.broker_list(queue), message)
+
+    async def apublish_accepted(self, message: bytes, queue: str) -> None:
+        """``publish_accepted`` from asyncio code."""
+        if not self.fused:
+            await self._abroker().lpush(self.keys.broker_list(queue), message)
 
     # -- moving tasks ----------------------------------------------------------------------------
     def _publish(self, queue: str, message: bytes, reply: TransitionReply) -> TransitionReply:

@@ -23,6 +23,7 @@ from relier.admission import AdmissionPolicy
 from relier.core import codec
 from relier.core.exceptions import (
     AdmissionRejectedError,
+    BrokerPublishDeferredError,
     DispatchError,
     RedisConnectionError,
     RelierError,
@@ -67,11 +68,19 @@ class Dispatcher:
 
     def prepare(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
                 trace: dict[str, str] | None = None) -> _Prepared:
-        """Seal the envelope and build the script call (no I/O)."""
+        """Check the call, seal the envelope and build the script call (no I/O).
+
+        Raises:
+            TypeError: the task cannot take these arguments (nothing is written anywhere).
+            IdempotencyKeyError: an idempotent task's argument has no canonical form.
+        """
         options = spec.options
         task_id = str(uuid.uuid4())
-        # The key first: for an idempotent task a bad argument is an IdempotencyKeyError.
-        idem_key = self.idempotency.key_for(options, args, kwargs)
+        # Bound once: the check that the call can run at all, and the idempotency key, which
+        # must not depend on how the caller spelled the call (positional, keyword, defaults).
+        arguments = spec.binder.bind(args, kwargs)
+        # The key next: for an idempotent task a bad argument is an IdempotencyKeyError.
+        idem_key = self.idempotency.key_for(options, arguments)
         envelope = Envelope.new(
             options.name, task_id, args, kwargs,
             version=migrations.current_version(options.name),
@@ -110,10 +119,16 @@ class Dispatcher:
               trace: dict[str, str] | None) -> TaskReceipt:
         prepared = self.prepare(spec, args, kwargs, trace)
         try:
-            reply = self.ledger.dispatch(prepared.call, prepared.message, prepared.queue)
+            reply = self.ledger.scripts.run(prepared.call)
         except redis.RedisError as exc:
             raise self._error(spec, exc) from exc
-        return self._receipt(spec, prepared, reply)
+        receipt = self._receipt(spec, prepared, reply)
+        if reply.kind == "accepted":
+            try:
+                self.ledger.publish_accepted(prepared.message, prepared.queue)
+            except redis.RedisError as exc:
+                raise self._deferred(receipt, exc) from exc
+        return receipt
 
     async def apush(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
                     ) -> TaskReceipt:
@@ -127,13 +142,22 @@ class Dispatcher:
                      trace: dict[str, str] | None) -> TaskReceipt:
         prepared = self.prepare(spec, args, kwargs, trace)
         try:
-            reply = await self.ledger.adispatch(prepared.call, prepared.message, prepared.queue)
+            reply = await self.ledger.ascripts().run(prepared.call)
         except redis.RedisError as exc:
             raise self._error(spec, exc) from exc
-        return self._receipt(spec, prepared, reply)
+        receipt = self._receipt(spec, prepared, reply)
+        if reply.kind == "accepted":
+            try:
+                await self.ledger.apublish_accepted(prepared.message, prepared.queue)
+            except redis.RedisError as exc:
+                raise self._deferred(receipt, exc) from exc
+        return receipt
 
     def _error(self, spec: TaskSpec, exc: redis.RedisError) -> RelierError:
-        """What a Redis failure during dispatch means for the caller (nothing was enqueued)."""
+        """What a failure of the dispatch script means for the caller (nothing was enqueued).
+
+        The script is atomic, so when it fails nothing of the task was written.
+        """
         if isinstance(exc, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(exc):
             return DispatchError(
                 f"{spec.name} not dispatched: Redis is out of memory (maxmemory reached, and "
@@ -144,6 +168,27 @@ class Dispatcher:
             return DispatchError(f"{spec.name} not dispatched: Redis refused the write ({exc})."
                                  " Nothing was enqueued.")
         return RedisConnectionError(mask_url(self.settings.redis_url), exc)
+
+    def _deferred(self, receipt: TaskReceipt, exc: redis.RedisError) -> RelierError:
+        """The script recorded the task, then a separate broker refused its message.
+
+        The task is accepted: its record is queued and pending, so the resurrector's
+        lost-message pass publishes it when the broker answers (I1: nothing lost). Two answers
+        were possible, and this one is deliberate:
+
+        - Compensating (deleting the record if still untouched, and raising "nothing was
+          enqueued") would be wrong in two cases it cannot detect. A push that timed out may
+          have reached the broker anyway: harmless, the orphan message finds no record. But an
+          idempotent duplicate dispatched in the meantime was already handed *this* task's id
+          as its receipt: deleting the record would lose that caller's task silently. And the
+          compensation needs the coordination Redis at the very moment things are failing, so
+          the "accepted" outcome would still have to exist for when it cannot run.
+        - So the outcome is always the truth: the task exists and will be published. The error
+          is a distinct class (not DispatchError, not ConnectionError, so code that retries
+          those does not make a second task), carries the receipt, names the broker.
+        """
+        return BrokerPublishDeferredError(receipt.task_name, receipt.id,
+                                          mask_url(self.settings.broker_url), exc, receipt)
 
     @contextlib.contextmanager
     def _span(self, spec: TaskSpec) -> Iterator[_Traced]:

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
@@ -30,6 +30,7 @@ from relier.core.settings import get_settings
 from relier.envelope import Envelope, Keyring, migrations, seal
 from relier.idempotency import IdempotencyMiddleware
 from relier.phoenix import Ledger, current_keeper
+from relier.tasks.calls import CallBinder
 from relier.tasks.context import TaskContext, bind, unbind
 from relier.tasks.middleware import build_chain
 
@@ -50,6 +51,13 @@ class TaskSpec:
     fn: Callable[..., Any]
     options: TaskOptions
     accepts_ctx: bool
+    #: The function's signature, read once at decoration: dispatch checks every call against
+    #: it and hashes idempotency keys over the bound arguments (so does legacy adoption).
+    binder: CallBinder = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "binder", CallBinder(self.options.name, self.fn,
+                                                      self.accepts_ctx))
 
     @property
     def name(self) -> str:
@@ -232,8 +240,20 @@ class Runtime:
                                 version=migrations.current_version(spec.name),
                                 producer="legacy")
         job.sealed = seal(envelope, self.keyring)
-        job.idem_key = self.idempotency.key_for(spec.options, envelope.args, envelope.kwargs)
+        job.idem_key = self._legacy_key(spec, envelope.args, envelope.kwargs)
         job.idem_ttl = self.idempotency.ttl(spec.options) if job.idem_key else 0
+
+    def _legacy_key(self, spec: TaskSpec, args: list[Any], kwargs: dict[str, Any]) -> str:
+        """The idempotency key of an adopted message: the same binding as ``push`` uses."""
+        if not spec.options.get("idempotent"):
+            return ""
+        try:
+            arguments = spec.binder.bind(args, kwargs)
+        except TypeError:
+            # No key for a call the function cannot take: the body raises the same TypeError
+            # and the task is dead-lettered with it, instead of being dropped here.
+            return ""
+        return self.idempotency.key_for(spec.options, arguments)
 
     # -- the chain -----------------------------------------------------------------------------
     def _enter(self, job: Job) -> tuple[list[Middleware], BaseException | None]:
