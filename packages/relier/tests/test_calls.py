@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -126,3 +127,68 @@ def test_uninspectable_callable_is_not_checked() -> None:
         assert binder.bind((1, 2), {"k": 3}) == {"*": [1, 2], "**": {"k": 3}}
     else:  # print has a signature on this Python: it is then checked like any function
         assert binder.bind((1, 2), {"sep": ","})["sep"] == ","
+
+
+@st.composite
+def signatures(draw: st.DrawFn) -> inspect.Signature:
+    """Signatures of named parameters (the fast path's shape), sometimes with a ctx."""
+    names = draw(st.lists(st.sampled_from("abcdef"), unique=True, max_size=5))
+    if draw(st.booleans()):
+        names.insert(draw(st.integers(0, len(names))), "ctx")
+    n_positional = draw(st.integers(0, len(names)))
+    params, defaulted = [], False
+    for i, name in enumerate(names):
+        kind = (inspect.Parameter.POSITIONAL_OR_KEYWORD if i < n_positional
+                else inspect.Parameter.KEYWORD_ONLY)
+        has_default = draw(st.booleans()) or (defaulted and kind is not
+                                               inspect.Parameter.KEYWORD_ONLY)
+        defaulted = defaulted or has_default
+        params.append(inspect.Parameter(name, kind, default=draw(json_scalars)
+                                        if has_default else inspect.Parameter.empty))
+    return inspect.Signature(params)
+
+
+@given(sig=signatures(), data=st.data())
+def test_fast_path_agrees_with_signature_bind(sig: inspect.Signature, data: st.DataObject
+                                              ) -> None:
+    def fn(*_a: Any, **_k: Any) -> None: ...
+
+    fn.__signature__ = sig  # type: ignore[attr-defined]
+    binder = CallBinder("t", fn, injects_ctx="ctx" in sig.parameters)
+    assert binder._positional is not None  # the shape qualifies for the fast path
+    # Mostly calls built from the signature (some positional, the rest by name, defaults
+    # sometimes left out), then sometimes spoilt: an extra positional, an unknown or
+    # duplicate name, ctx, a missing argument.
+    names = list(sig.parameters.values())
+    n_pos = data.draw(st.integers(0, len(names)))
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for i, param in enumerate(names):
+        if param.name == "ctx":  # Relier passes it, by name: nothing after it is positional
+            n_pos = min(n_pos, i)
+            continue
+        if i < n_pos and param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            args.append(data.draw(json_scalars))
+        elif param.default is inspect.Parameter.empty or data.draw(st.booleans()):
+            kwargs[param.name] = data.draw(json_scalars)
+    spoil = data.draw(st.sampled_from(["none", "none", "none", "extra", "unknown", "again",
+                                       "ctx", "missing"]))
+    if spoil == "extra":
+        args.append(1)
+    elif spoil == "unknown":
+        kwargs["zz"] = 1
+    elif spoil == "again" and names:
+        kwargs[names[0].name] = 1
+    elif spoil == "ctx":
+        kwargs["ctx"] = None
+    elif spoil == "missing" and kwargs:
+        kwargs.popitem()
+    try:
+        reference: dict[str, Any] | None = binder._bind(tuple(args), kwargs)
+    except TypeError:
+        reference = None
+    if reference is None:
+        with pytest.raises(TypeError):
+            binder.bind(tuple(args), kwargs)
+    else:
+        assert binder.bind(tuple(args), kwargs) == reference
