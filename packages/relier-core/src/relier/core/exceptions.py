@@ -110,9 +110,9 @@ class BrokerPublishDeferredError(RelierError):
         super().__init__(
             f"{task_name} [{task_id}] WAS accepted (its record is in the ledger), but its message "
             f"could not be published to the broker at {broker_url}: {cause}. Do not dispatch it "
-            "again, that would make a second task: the resurrector publishes it once the broker "
-            f"answers. Follow it with this error's .receipt or `rl tasks show {task_id}`; check "
-            "RELIER_BROKER_URL and that the broker is running."
+            "again, that would make a second task: a resurrector (`rl run-resurrector`) publishes "
+            f"it once the broker answers. Follow it with this error's .receipt or `rl tasks show "
+            f"{task_id}`; check RELIER_BROKER_URL and that the broker is running."
         )
 
 
