@@ -128,7 +128,7 @@ class Settings:
         metadata=_meta(
             "HMAC-SHA256 keys as 'kid:secret,kid2:secret2'. The first signs, all verify, so "
             "rotate by prepending a new key and removing the old one after a drain. Empty: "
-            "development mode, envelopes unsigned (warned once).",
+            "development mode, envelopes unsigned (warned once) but still digest-checked.",
             secret=True,
             group="envelope",
         ),
@@ -136,8 +136,9 @@ class Settings:
     accept_unsigned: bool = field(
         default=True,
         metadata=_meta(
-            "Run plain Celery messages sent with .delay()/.apply_async() (counted as legacy). "
-            "false: dead-letter them instead.",
+            "Run plain Celery messages sent with .delay()/.apply_async() (counted as legacy) "
+            "and unsigned envelopes sealed before digests existed. false: dead-letter them "
+            "instead.",
             group="envelope",
         ),
     )
