@@ -65,6 +65,16 @@ def test_doctor_warns_while_envelopes_are_unsigned(relier_env: dict[str, str]) -
     assert strict["unsigned legacy messages"]["status"] == "ok"
 
 
+@pytest.mark.parametrize("url", ["redis://:s3cr/et#x@127.0.0.1:1/0",
+                                 "http://app:s3cr3t@127.0.0.1:1/0"])
+def test_bad_url_errors_never_print_the_password(relier_env: dict[str, str], url: str) -> None:
+    for args in (("config", "validate"), ("doctor",), ("config", "show")):
+        done = rl(*args, env={"RELIER_REDIS_URL": url})
+        assert done.returncode != 0, (args, done.stdout)
+        assert "s3cr" not in done.stdout + done.stderr, args
+        assert "RELIER_REDIS_URL" in done.stdout + done.stderr, args
+
+
 def test_doctor_healthy_and_unhealthy(relier_worker: Callable[..., WorkerProcess],
                                       resurrector: Callable[..., WorkerProcess]) -> None:
     sick = rl("doctor")
