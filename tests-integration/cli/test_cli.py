@@ -48,6 +48,33 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str)
         assert needle in done.stderr
 
 
+def test_doctor_warns_while_envelopes_are_unsigned(relier_env: dict[str, str]) -> None:
+    def checks(env: dict[str, str]) -> dict[str, dict[str, str]]:
+        return {c["name"]: c for c in rl_json("doctor", env=env)["checks"]}
+
+    unsigned = checks({})  # the defaults: no keys, RELIER_ACCEPT_UNSIGNED on
+    assert unsigned["envelope signing"]["status"] == "warn"
+    assert "RELIER_SIGNING_KEYS is empty" in unsigned["envelope signing"]["detail"]
+    legacy = unsigned["unsigned legacy messages"]
+    assert legacy["status"] == "warn"
+    assert "accepted while RELIER_ACCEPT_UNSIGNED is on" in legacy["detail"]
+    assert "WARN envelope signing" in rl("doctor").stdout
+    strict = checks({"RELIER_SIGNING_KEYS": "k1:0123456789abcdef0123456789",
+                     "RELIER_ACCEPT_UNSIGNED": "false"})
+    assert strict["envelope signing"]["status"] == "ok"
+    assert strict["unsigned legacy messages"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("url", ["redis://:s3cr/et#x@127.0.0.1:1/0",
+                                 "http://app:s3cr3t@127.0.0.1:1/0"])
+def test_bad_url_errors_never_print_the_password(relier_env: dict[str, str], url: str) -> None:
+    for args in (("config", "validate"), ("doctor",), ("config", "show")):
+        done = rl(*args, env={"RELIER_REDIS_URL": url})
+        assert done.returncode != 0, (args, done.stdout)
+        assert "s3cr" not in done.stdout + done.stderr, args
+        assert "RELIER_REDIS_URL" in done.stdout + done.stderr, args
+
+
 def test_doctor_healthy_and_unhealthy(relier_worker: Callable[..., WorkerProcess],
                                       resurrector: Callable[..., WorkerProcess]) -> None:
     sick = rl("doctor")

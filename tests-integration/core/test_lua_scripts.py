@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from relier.core import Keys, Ops, scripts
-from relier.core.ops import AdmissionScope
+from relier.core.ops import AdmissionScope, CheckpointReply
 
 K = Keys()
 OPS = Ops(K)
@@ -136,12 +136,15 @@ def test_zombie_loses_every_write_after_takeover(r: redis.Redis) -> None:
     assert fresh.epoch == zombie.epoch + 1
     assert fresh.attempt == 2
     assert fresh.kills == 1
-    assert not sc.run(OPS.checkpoint(task_id="t1", epoch=zombie.epoch, data=b"old"))
+    assert not sc.run(OPS.checkpoint(task_id="t1", epoch=zombie.epoch, data=b"old")).stored
     assert not sc.run(OPS.complete(task_id="t1", worker_id="w1", epoch=zombie.epoch,
                                    result=b"zombie", result_ttl=60))
     assert not sc.run(OPS.fail(task_id="t1", worker_id="w1", epoch=zombie.epoch, reason="X"))
-    assert sc.run(OPS.checkpoint(task_id="t1", epoch=fresh.epoch, data=b"new"))
-    assert r.hget(K.task("t1"), "ck") == b"new"
+    assert sc.run(OPS.checkpoint(task_id="t1", epoch=fresh.epoch, data=b"new")) == \
+        CheckpointReply(stored=True, replaced=b"")
+    assert sc.run(OPS.checkpoint(task_id="t1", epoch=fresh.epoch, data=b"newer")) == \
+        CheckpointReply(stored=True, replaced=b"new")
+    assert r.hget(K.task("t1"), "ck") == b"newer"
     assert r.hget(K.task("t1"), "s") == b"running"
 
 

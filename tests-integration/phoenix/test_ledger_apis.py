@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from relier.core.exceptions import (
     AdmissionRejectedError,
+    EpochFencedError,
     TaskDeadLetteredError,
     TaskNotFoundError,
 )
-from relier.phoenix import DeadLetterQueue, request_drain, task_story
+from relier.core.pipeline import Job, TaskOptions
+from relier.core.settings import Settings
+from relier.phoenix import DeadLetterQueue, Ledger, PhoenixMiddleware, request_drain, task_story
 from relier_testing import tasks
-from relier_testing.helpers import KEYS, counter, record, wait_for
+from relier_testing.helpers import KEYS, counter, dispatch_raw, record, wait_for
 from relier_testing.workers import WorkerProcess
 
 
@@ -200,6 +205,54 @@ def test_filesystem_checkpoints_resume_and_are_cleaned(
     relier_worker(concurrency=1, env=env)
     assert receipt.get(timeout=30)["processed_from"] >= 5
     assert list(tmp_path.iterdir()) == []  # cleaned up on completion
+
+
+def test_fenced_zombie_checkpoint_keeps_the_live_runs_file(
+    relier_env: dict[str, str], client: redis.Redis, tmp_path: Path,
+) -> None:
+    # Real Redis, the real checkpointer and task_checkpoint script; the zombie is a run of
+    # epoch 1 writing after incarnation 2 took the task over.
+    settings = Settings.load({**relier_env, "RELIER_CHECKPOINT_BACKEND": "filesystem",
+                              "RELIER_CHECKPOINT_DIR": str(tmp_path),
+                              "RELIER_CHECKPOINT_MAX_INLINE_BYTES": "8"}, env_file=None)
+    ledger = Ledger(settings)
+    dispatch_raw("relier_testing.tasks.checkpointed", "ck-zombie", [40, "ck"])
+    client.hset(KEYS.task("ck-zombie"), mapping={"s": "running", "ep": "2"})
+
+    def checkpointer(epoch: int) -> Any:
+        options = TaskOptions("relier_testing.tasks.checkpointed", "default", True)
+        job = Job("ck-zombie", options, "default", "w", "h", epoch=epoch)
+        return PhoenixMiddleware(ledger)._checkpointer(job)
+
+    live, zombie = checkpointer(2), checkpointer(1)
+    asyncio.run(live({"next": 7}))
+    with pytest.raises(EpochFencedError):
+        asyncio.run(zombie({"next": 3}))
+    # The next incarnation reads the live run's checkpoint, not "No such file".
+    stored = record(client, "ck-zombie").checkpoint
+    assert ledger.checkpoints.decode(stored, "ck-zombie") == {"next": 7}
+    assert [p.name for p in tmp_path.iterdir()] == [stored[len(b"@file:"):].decode()]
+    # A later live write replaces the file it supersedes, and only that one.
+    asyncio.run(live({"next": 8}))
+    newer = record(client, "ck-zombie").checkpoint
+    assert ledger.checkpoints.decode(newer, "ck-zombie") == {"next": 8}
+    assert [p.name for p in tmp_path.iterdir()] == [newer[len(b"@file:"):].decode()]
+
+
+def test_checkpoint_reference_to_etc_passwd_is_refused_by_the_worker(
+    relier_worker: Callable[..., WorkerProcess], client: redis.Redis, tmp_path: Path,
+) -> None:
+    # Whoever can write Redis points the record's checkpoint at /etc/passwd: the worker
+    # refuses the reference (never reads the file) and the task starts from scratch.
+    env = {"RELIER_CHECKPOINT_BACKEND": "filesystem", "RELIER_CHECKPOINT_DIR": str(tmp_path)}
+    receipt = tasks.checkpointed.push(3, "passwd", pause=0.01)
+    client.hset(KEYS.task(receipt.id), "ck", b"@file:../../../../../../../etc/passwd")
+    worker = relier_worker(concurrency=1, env=env)
+    assert receipt.get(timeout=30) == {"processed_from": 0}
+    assert client.lrange("test:resumed:passwd", 0, -1) == [b"0"]
+    log = worker.log()
+    assert "refused, not read" in log
+    assert "root:" not in log
 
 
 def test_oversized_inline_checkpoint_is_refused(

@@ -95,6 +95,29 @@ def test_tampered_payload_is_dead_lettered_with_its_bytes_and_never_run(
     assert counter(client, "start", "tamper") == 0
 
 
+def test_tampered_unsigned_payload_fails_its_digest_and_never_runs(
+    relier_worker: Callable[..., WorkerProcess], client: redis.Redis
+) -> None:
+    # Default settings: no RELIER_SIGNING_KEYS. The envelope's digest still catches one changed
+    # character of a stored argument; the task is dead-lettered with the altered bytes.
+    receipt = tasks.record.push("tamper")
+    sealed = client.get(KEYS.envelope(receipt.id))
+    assert sealed is not None
+    tampered = sealed.replace(b"tamper", b"tamped")
+    assert tampered != sealed
+    client.set(KEYS.envelope(receipt.id), tampered)
+    relier_worker(concurrency=1)
+    with pytest.raises(TaskDeadLetteredError, match="PayloadIntegrityError"):
+        receipt.get(timeout=20)
+    rec = record(client, receipt.id)
+    assert rec.state == "dead"
+    assert rec.envelope == tampered
+    assert "digest mismatch" in rec.message
+    assert client.zscore(KEYS.dlq, receipt.id) is not None
+    assert counter(client, "start", "tamped") == 0
+    assert counter(client, "start", "tamper") == 0
+
+
 @pytest.fixture
 def newer_producer() -> Iterator[None]:
     """This (producer) process knows a version 2 of ``record`` that the workers do not."""

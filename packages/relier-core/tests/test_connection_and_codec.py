@@ -18,6 +18,19 @@ def test_parse_sentinel_url() -> None:
         parse_sentinel_url("sentinel://h1:26379")
 
 
+def test_sentinel_password_with_reserved_characters_never_becomes_a_host() -> None:
+    spec = parse_sentinel_url("sentinel://:pa/ss@h1:26379/mymaster/0")
+    assert spec.nodes == (("h1", 26379),)
+    assert (spec.password, spec.master) == ("pa/ss", "mymaster")
+    assert parse_sentinel_url("sentinel://:pa%2Fss@h1:26379/m").password == "pa/ss"
+    with pytest.raises(ValueError, match="master name") as info:
+        parse_sentinel_url("sentinel://:se/cret@h1:26379")
+    assert "se/cret" not in str(info.value)
+    s = Settings.load(environ={"RELIER_REDIS_URL": "sentinel://:pa%2Fss@h1:1/m/0"},
+                      env_file=None)
+    assert kombu_broker_options(s)[0] == "sentinel://:pa%2Fss@h1:1/0"
+
+
 def test_kombu_options_translate_sentinel() -> None:
     s = Settings.load(environ={"RELIER_REDIS_URL": "sentinel://h1:1,h2:2/m/0"}, env_file=None)
     url, options = kombu_broker_options(s)

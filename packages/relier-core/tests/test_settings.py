@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from relier.core.exceptions import ConfigurationError
 from relier.core.settings import Settings, mask_url, parse_dotenv, setting_infos
@@ -123,3 +125,66 @@ def test_imports_split() -> None:
     assert load(RELIER_IMPORTS="app.tasks, other.tasks,").import_modules == (
         "app.tasks", "other.tasks",
     )
+
+
+# -- URL passwords never leak (issue 10, item 10) ---------------------------------------------
+_URL_FORMS = (
+    "redis://:{pw}@cache.internal:6379/0",
+    "redis://app:{pw}@cache.internal:6379/0",
+    "rediss://app:{pw}@cache.internal:6380/1?ssl_cert_reqs=required",
+    "unix://:{pw}@/run/redis.sock?db=2",
+    "sentinel://:{pw}@s1:26379,s2:26379/mymaster/0",
+    "http://:{pw}@cache.internal:6379/0",  # a wrong scheme: refused, and still masked
+)
+
+
+@settings(max_examples=300)
+@given(st.text(min_size=1, max_size=40), st.sampled_from(_URL_FORMS))
+def test_masked_url_never_contains_the_password(password: str, form: str) -> None:
+    url = form.format(pw=password)
+    masked = mask_url(url)
+    # A password that is also a piece of the rest of the URL ("6", "cache") cannot be told
+    # apart; every other one must be gone.
+    assume(password not in form.format(pw="***"))
+    assert password not in masked
+    assert "***" in masked
+
+
+@settings(max_examples=200)
+@given(st.text(min_size=1, max_size=40),
+       st.sampled_from(["http://:{pw}@cache.internal:6379/0", "redis+tls://app:{pw}@h:1/0"]),
+       st.sampled_from(["RELIER_REDIS_URL", "RELIER_BROKER_URL"]))
+def test_configuration_errors_never_contain_the_password(password: str, form: str,
+                                                         variable: str) -> None:
+    assume(password not in form.format(pw="***") + variable)
+    with pytest.raises(ConfigurationError) as info:
+        load(**{variable: form.format(pw=password)})
+    assert password not in str(info.value)
+    assert password not in info.value.value
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("redis://:pa/ss@host:6379/0", "redis://:***@host:6379/0"),
+    ("redis://:p@ss@host:6379/0", "redis://:***@host:6379/0"),
+    ("redis://u:a#b?c:d@host/0", "redis://u:***@host/0"),
+    ("redis://host:6379/0", "redis://host:6379/0"),
+    ("redis://host/0?password=hunter2&db=1", "redis://host/0?password=***&db=1"),
+    ("", ""),
+])
+def test_mask_url_reads_the_netloc_itself(url: str, expected: str) -> None:
+    assert mask_url(url) == expected
+
+
+def test_password_with_reserved_characters_is_refused_masked() -> None:
+    with pytest.raises(ConfigurationError, match=r"percent-encoded \(%2F") as info:
+        load(RELIER_REDIS_URL="redis://:pa/ss@host:6379/0")
+    assert "pa/ss" not in str(info.value)
+    assert "ss@" not in str(info.value)
+    encoded = load(RELIER_REDIS_URL="redis://:pa%2Fss@host:6379/0")
+    assert encoded.redis_url == "redis://:pa%2Fss@host:6379/0"
+
+
+def test_connection_errors_mask_the_url() -> None:
+    from relier.core.exceptions import RedisConnectionError
+
+    assert "hunter2" not in str(RedisConnectionError("redis://:hunter2@h:1/0", "refused"))

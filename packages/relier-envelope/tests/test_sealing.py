@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relier.core.exceptions import PayloadIntegrityError
+from relier.core.settings import Settings
 from relier.envelope import Envelope, Headers, Keyring, open_envelope, peek_task_name, seal
+from relier.envelope.sealing import DIGEST_SIZE, FORMAT, FORMAT_DIGEST, MAGIC
 
 KEYS = Keyring([("k1", b"0123456789abcdef0123"), ("k0", b"fedcba9876543210fedc")])
 
@@ -38,22 +42,64 @@ def test_any_json_arguments_round_trip(args: list[Any], kwargs: dict[str, Any]) 
 
 
 @settings(max_examples=300)
-@given(st.data())
-def test_any_single_byte_change_is_detected(data: st.DataObject) -> None:
+@given(st.data(), st.sampled_from(["signed", "unsigned"]))
+def test_any_single_byte_change_is_detected(data: st.DataObject, mode: str) -> None:
+    # Signed or not (development mode: a digest), no single-byte change goes unnoticed.
+    keyring = KEYS if mode == "signed" else Keyring()
     fixed = Envelope("t.x", "id-1", 1, ["INV-1", 42], {"force": True}, Headers(1.5, "h:1"))
-    raw = seal(fixed, KEYS)
+    raw = seal(fixed, keyring)
     index = data.draw(st.integers(0, len(raw) - 1))
     flip = data.draw(st.integers(1, 255))
     tampered = raw[:index] + bytes([raw[index] ^ flip]) + raw[index + 1:]
     with pytest.raises(PayloadIntegrityError) as info:
-        open_envelope(tampered, KEYS)
+        open_envelope(tampered, keyring)
     assert info.value.raw == tampered
+
+
+def test_unsigned_envelopes_carry_a_digest_by_default() -> None:
+    raw = seal(make(["INV-1"], {}), Keyring())
+    assert raw[:4] == MAGIC + bytes((FORMAT_DIGEST, 0))
+    body = raw[4 + DIGEST_SIZE:]
+    assert raw[4:4 + DIGEST_SIZE] == hashlib.blake2b(raw[2:4] + body, digest_size=16).digest()
+    assert open_envelope(raw, Keyring()).args == ["INV-1"]
+
+
+def test_one_changed_character_of_an_argument_is_refused_without_keys() -> None:
+    raw = seal(make(["INV-1"], {"amount": 5}), Keyring())
+    tampered = raw.replace(b"INV-1", b"INV-2")
+    assert tampered != raw
+    with pytest.raises(PayloadIntegrityError, match="digest mismatch") as info:
+        open_envelope(tampered, Keyring(accept_legacy=True))
+    assert info.value.raw == tampered
+
+
+def test_legacy_envelope_without_digest_needs_accept_legacy() -> None:
+    body = msgspec.json.encode(make(["old"], {}))
+    legacy = MAGIC + bytes((FORMAT, 0)) + body
+    assert open_envelope(legacy, Keyring(accept_legacy=True)).args == ["old"]
+    with pytest.raises(PayloadIntegrityError, match=r"without a digest.*RELIER_ACCEPT_UNSIGNED"):
+        open_envelope(legacy, Keyring())
+    with pytest.raises(PayloadIntegrityError, match="unsigned envelope while"):
+        open_envelope(legacy, Keyring([("k1", b"0123456789abcdef0123")], accept_legacy=True))
+
+
+@pytest.mark.parametrize("accept", [True, False])
+def test_keyring_from_settings_follows_accept_unsigned(accept: bool) -> None:
+    s = Settings.load({"RELIER_ACCEPT_UNSIGNED": str(accept).lower()}, env_file=None)
+    assert Keyring.from_settings(s).accept_legacy is accept
+
+
+def test_digest_envelope_with_a_key_id_is_refused() -> None:
+    raw = seal(make([], {}), KEYS)
+    forged = raw[:2] + bytes((FORMAT_DIGEST,)) + raw[3:]
+    with pytest.raises(PayloadIntegrityError, match="digest envelope with a key id"):
+        open_envelope(forged, KEYS)
 
 
 @settings(max_examples=500)
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_raise_only_integrity_errors(raw: bytes) -> None:
-    for keyring in (KEYS, Keyring()):
+    for keyring in (KEYS, Keyring(), Keyring(accept_legacy=True)):
         try:
             open_envelope(raw, keyring)
         except PayloadIntegrityError as exc:
@@ -66,9 +112,10 @@ def test_arbitrary_bytes_raise_only_integrity_errors(raw: bytes) -> None:
 @settings(max_examples=200)
 @given(st.binary(max_size=120))
 def test_valid_prefix_with_garbage_body_raises_integrity_error(body: bytes) -> None:
-    for raw in (b"RL\x01\x00" + body, b"RL\x01\x02k1" + b"\x00" * 32 + body):
+    for raw in (b"RL\x01\x00" + body, b"RL\x01\x02k1" + b"\x00" * 32 + body,
+                b"RL\x02\x00" + b"\x00" * 16 + body):
         with pytest.raises(PayloadIntegrityError):
-            open_envelope(raw, Keyring())
+            open_envelope(raw, Keyring(accept_legacy=True))
 
 
 def test_rotation_first_key_signs_all_verify() -> None:
@@ -105,6 +152,7 @@ def test_non_bytes_input_is_an_integrity_error() -> None:
 
 def test_peek_task_name_never_raises() -> None:
     assert peek_task_name(seal(make([], {}), KEYS)) == "billing.send_invoice"
+    assert peek_task_name(seal(make([], {}), Keyring())) == "billing.send_invoice"
     assert peek_task_name(b"junk") == "unknown"
 
 

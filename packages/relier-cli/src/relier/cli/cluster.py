@@ -23,6 +23,7 @@ import msgspec
 import redis
 
 from relier.cli.procs import LocalRedis, ResurrectorProcess, WorkerProcess
+from relier.core.settings import mask_url
 
 __all__ = ["ClusterState", "adopt_local_cluster", "cluster_down", "cluster_up", "state_path"]
 
@@ -116,7 +117,7 @@ def cluster_up(*, workers: int = 2, concurrency: int = 2, imports: str = "",
     state = ClusterState(redis_url=url, started=time.time())
     if not url or not _reachable(url):
         if url:
-            say(f"no Redis answers at {url}; starting a local one")
+            say(f"no Redis answers at {mask_url(url)}; starting a local one")
         server = LocalRedis(directory=base / "redis", port=_port_for(url))
         server.start()
         state.redis_url, state.redis_pid, state.redis_dir = server.url, server.pid or 0, str(
@@ -203,7 +204,7 @@ def describe(state: ClusterState) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if state.redis_pid:
         rows.append({"role": "redis", "pid": state.redis_pid, "alive": alive(state.redis_pid),
-                     "detail": state.redis_url})
+                     "detail": mask_url(state.redis_url)})
     rows.extend({"role": m.role, "pid": m.pid, "alive": alive(m.pid),
                  "detail": f"{m.hostname} {','.join(m.queues)}".strip(), "log": m.log}
                 for m in state.members)

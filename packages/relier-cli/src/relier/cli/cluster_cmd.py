@@ -8,6 +8,7 @@ import time
 import typer
 
 from relier.cli._common import console, fail, print_json, table
+from relier.core.settings import mask_url
 
 app = typer.Typer(no_args_is_help=True,
                   help="A local development stack: Redis, workers, resurrector.")
@@ -34,7 +35,8 @@ def up(
     except (RuntimeError, FileNotFoundError, TimeoutError) as exc:
         fail(str(exc))
     console.print(f"[green]cluster up[/green]: {len(state.members)} processes on "
-                  f"{state.redis_url}. `rl doctor`, `rl cluster status`, `rl cluster down`.")
+                  f"{mask_url(state.redis_url)}. `rl doctor`, `rl cluster status`, "
+                  "`rl cluster down`.")
 
 
 @app.command("down")
@@ -70,10 +72,10 @@ def status(
         fail("no local cluster here (`rl cluster up` starts one)", 1)
     rows = cluster.describe(state)
     if as_json:
-        print_json({"running": True, "redis_url": state.redis_url, "processes": rows})
+        print_json({"running": True, "redis_url": mask_url(state.redis_url), "processes": rows})
         return
     while True:
-        table(f"Local cluster ({state.redis_url})", ["role", "pid", "alive", "detail"],
+        table(f"Local cluster ({mask_url(state.redis_url)})", ["role", "pid", "alive", "detail"],
               [(r["role"], r["pid"], "yes" if r["alive"] else "[red]no[/red]", r["detail"])
                for r in rows])
         if not follow:

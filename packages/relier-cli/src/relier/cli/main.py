@@ -64,6 +64,33 @@ def root(
 
 
 # -- doctor ----------------------------------------------------------------------------------------
+def envelope_checks(s: Settings) -> list[dict[str, Any]]:
+    """Warnings about how much of what workers run is authenticated (from settings only)."""
+    checks = []
+    if s.signing_keys.strip():
+        checks.append({"name": "envelope signing", "status": "ok", "fix": "",
+                       "detail": "envelopes are signed (HMAC-SHA256)"})
+    else:
+        checks.append({
+            "name": "envelope signing", "status": "warn",
+            "detail": "RELIER_SIGNING_KEYS is empty: envelopes are unsigned; their digest "
+                      "catches corruption, not forgery by anyone who can write Redis",
+            "fix": "set RELIER_SIGNING_KEYS='kid:secret' on every producer and worker",
+        })
+    if s.accept_unsigned:
+        checks.append({
+            "name": "unsigned legacy messages", "status": "warn",
+            "detail": "accepted while RELIER_ACCEPT_UNSIGNED is on: plain Celery messages "
+                      "(.delay()/.apply_async()) and envelopes sealed before digests run "
+                      "without any integrity check",
+            "fix": "move callers to push/apush, then set RELIER_ACCEPT_UNSIGNED=false",
+        })
+    else:
+        checks.append({"name": "unsigned legacy messages", "status": "ok", "fix": "",
+                       "detail": "refused (RELIER_ACCEPT_UNSIGNED=false): dead-lettered"})
+    return checks
+
+
 def doctor_report() -> dict[str, Any]:
     """Everything ``rl doctor`` checks, as data (read-only)."""
     from relier.core.preflight import run_preflight
@@ -74,6 +101,7 @@ def doctor_report() -> dict[str, Any]:
     report = run_preflight(client, s, write=False)
     checks = [{"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix}
               for c in report.checks]
+    checks += envelope_checks(s)
     data: dict[str, Any] = {"redis": report.url, "checks": checks, "healthy": report.ok}
     if report.failures and report.checks[0].name == "connection" and \
             report.checks[0].status == "fail":

@@ -21,6 +21,7 @@ from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.sentinel import Sentinel
 
 from relier.core.settings import Settings, get_settings, mask_url
+from relier.core.urls import split_credentials
 
 __all__ = [
     "SentinelURL",
@@ -44,11 +45,13 @@ class SentinelURL:
 
 def parse_sentinel_url(url: str) -> SentinelURL:
     """Parse ``sentinel[s]://[:password@]host:port[,host:port...]/<master>[/<db>]``."""
-    parts = urlsplit(url)
+    # Credentials end at the last '@' (see relier.core.urls): urlsplit would take a password
+    # holding '/', '?' or '#' for a host, which then shows up in connection errors.
+    prefix, creds, rest = split_credentials(url)
+    parts = urlsplit(prefix + rest)
     netloc = parts.netloc
     password = None
-    if "@" in netloc:
-        creds, netloc = netloc.rsplit("@", 1)
+    if creds is not None:
         password = unquote(creds.partition(":")[2]) or None
     nodes = []
     for node in netloc.split(","):
@@ -175,7 +178,7 @@ def kombu_broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
     options: dict[str, Any] = {}
     if urlsplit(url).scheme.startswith("sentinel"):
         spec = parse_sentinel_url(url)
-        auth = f":{spec.password}@" if spec.password else ""
+        auth = f":{quote(spec.password, safe='')}@" if spec.password else ""
         url = ";".join(f"sentinel://{auth}{h}:{p}/{spec.db}" for h, p in spec.nodes)
         options["master_name"] = spec.master
         if settings.redis_sentinel_password:

@@ -7,6 +7,8 @@ Celery records ``exc_module``/``exc_type`` for failures, so keeping the whole hi
 
 from __future__ import annotations
 
+from relier.core.urls import mask_url
+
 __all__ = [
     "AdmissionRejectedError",
     "BrokerPublishDeferredError",
@@ -47,7 +49,8 @@ class ConfigurationError(RelierError, ValueError):
 
     def __init__(self, variable: str, value: str, expected: str) -> None:
         self.variable = variable
-        self.value = value
+        # Callers mask secrets; a URL is masked here again, so that no caller can leak one.
+        self.value = value = mask_url(value) if "://" in value else value
         self.expected = expected
         super().__init__(f"{variable}={value!r} is not valid: expected {expected}.")
 
@@ -73,7 +76,7 @@ class RedisConnectionError(RelierError, ConnectionError):
     """Relier could not reach Redis (dispatch, worker start, or a CLI command)."""
 
     def __init__(self, url: str, cause: BaseException | str) -> None:
-        self.url = url
+        self.url = url = mask_url(url)
         super().__init__(
             f"cannot reach Redis at {url}: {cause}. Check RELIER_REDIS_URL and that the server "
             "is running (`redis-cli -u <url> ping` should answer PONG)."

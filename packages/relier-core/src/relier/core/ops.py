@@ -16,6 +16,7 @@ from relier.core.scripts import Call
 
 __all__ = [
     "AdmissionScope",
+    "CheckpointReply",
     "ClaimReply",
     "DispatchReply",
     "LockReply",
@@ -66,6 +67,13 @@ class ClaimReply(msgspec.Struct, frozen=True):
     owner: str = ""
     other_task_id: str = ""
     result: bytes | None = None
+
+
+class CheckpointReply(msgspec.Struct, frozen=True):
+    """Outcome of ``task_checkpoint``: stored (and what it replaced), or fenced."""
+
+    stored: bool
+    replaced: bytes = b""
 
 
 class TransitionReply(msgspec.Struct, frozen=True):
@@ -139,6 +147,12 @@ def _parse_transition(reply: list[Any]) -> TransitionReply:
 
 def _parse_flag(reply: Any) -> bool:
     return bool(reply)
+
+
+def _parse_checkpoint(reply: list[Any]) -> CheckpointReply:
+    if reply[0] == 1:
+        return CheckpointReply(stored=True, replaced=reply[1] or b"")
+    return CheckpointReply(stored=False)
 
 
 def _parse_renew(reply: list[Any]) -> RenewReply:
@@ -274,9 +288,14 @@ class Ops:
             _parse_flag,
         )
 
-    def checkpoint(self, *, task_id: str, epoch: int, data: bytes) -> Call[bool]:
-        """Store a checkpoint fenced on ``epoch``; False when fenced."""
-        return Call("task_checkpoint", [self.keys.task(task_id)], [epoch, data], _parse_flag)
+    def checkpoint(self, *, task_id: str, epoch: int, data: bytes) -> Call[CheckpointReply]:
+        """Store a checkpoint fenced on ``epoch``; the reply says whether it was fenced.
+
+        When stored, the reply carries the checkpoint it replaced (whose file the caller
+        removes).
+        """
+        return Call("task_checkpoint", [self.keys.task(task_id)], [epoch, data],
+                    _parse_checkpoint)
 
     # -- recovery ------------------------------------------------------------------------------
     def requeue(

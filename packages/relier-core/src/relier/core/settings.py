@@ -19,15 +19,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from relier.core.exceptions import ConfigurationError
+from relier.core.urls import ambiguous_credentials, mask_url
 
 __all__ = [
     "ENV_PREFIX",
     "SettingInfo",
     "Settings",
     "get_settings",
+    "mask_url",
     "parse_dotenv",
     "reset_settings",
     "setting_infos",
@@ -62,7 +63,8 @@ class Settings:
         default="redis://localhost:6379/0",
         metadata=_meta(
             "Coordination store (ledger, leases, DLQ). redis://, rediss://, unix:///path.sock, "
-            "or sentinel://[:password@]host:26379[,host2:26379]/<master>[/<db>].",
+            "or sentinel://[:password@]host:26379[,host2:26379]/<master>[/<db>]. Percent-encode "
+            "'/', '?', '#' in a password (%2F, %3F, %23); errors and listings mask it.",
             group="redis",
         ),
     )
@@ -128,7 +130,7 @@ class Settings:
         metadata=_meta(
             "HMAC-SHA256 keys as 'kid:secret,kid2:secret2'. The first signs, all verify, so "
             "rotate by prepending a new key and removing the old one after a drain. Empty: "
-            "development mode, envelopes unsigned (warned once).",
+            "development mode, envelopes unsigned (warned once) but still digest-checked.",
             secret=True,
             group="envelope",
         ),
@@ -136,8 +138,9 @@ class Settings:
     accept_unsigned: bool = field(
         default=True,
         metadata=_meta(
-            "Run plain Celery messages sent with .delay()/.apply_async() (counted as legacy). "
-            "false: dead-letter them instead.",
+            "Run plain Celery messages sent with .delay()/.apply_async() (counted as legacy) "
+            "and unsigned envelopes sealed before digests existed. false: dead-letter them "
+            "instead.",
             group="envelope",
         ),
     )
@@ -336,7 +339,7 @@ class Settings:
             var = ENV_PREFIX + f.name.upper()
             if var in merged:
                 raw = merged[var]
-                shown = "***" if f.metadata.get("secret") else raw
+                shown = "***" if f.metadata.get("secret") else _shown(f.name, raw)
                 values[f.name] = _parse(var, raw, shown, hints[f.name])
         settings = cls(**values)
         if not settings.broker_url:
@@ -348,10 +351,19 @@ class Settings:
         """Check ranges and cross-field rules; raise ConfigurationError on the first problem."""
         for name in ("redis_url", "broker_url"):
             url = getattr(self, name)
-            if url and urlsplit(url).scheme not in _SCHEMES:
+            # The scheme by hand: urlsplit raises on some passwords (``[``), naming no setting.
+            scheme = url.partition("://")[0].lower() if "://" in url else ""
+            if url and scheme not in _SCHEMES:
                 raise ConfigurationError(
-                    ENV_PREFIX + name.upper(), url,
+                    ENV_PREFIX + name.upper(), mask_url(url),
                     "a URL starting with redis://, rediss://, unix://, sentinel:// or sentinels://",
+                )
+            if ambiguous_credentials(url):
+                raise ConfigurationError(
+                    ENV_PREFIX + name.upper(), mask_url(url),
+                    "a URL whose password has '/', '?' and '#' percent-encoded (%2F, %3F, %23; "
+                    "an '@' outside the password as %40): as written, Redis clients would read "
+                    "part of the password as the host, port or path",
                 )
         positive = (
             "redis_max_connections", "redis_socket_timeout", "redis_connect_timeout",
@@ -454,7 +466,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.metadata.get("secret") and value:
                 shown = "***"
-            elif f.name.endswith("_url"):
+            elif _is_url(f.name):
                 shown = mask_url(value)
             else:
                 shown = "" if value is None else str(value)
@@ -493,16 +505,13 @@ def setting_infos() -> list[SettingInfo]:
     return infos
 
 
-def mask_url(url: str) -> str:
-    """Hide the password of a URL: ``redis://:***@host:6379/0``."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+def _is_url(name: str) -> bool:
+    return name.endswith(("_url", "_endpoint"))
+
+
+def _shown(name: str, raw: str) -> str:
+    """A raw value as an error may show it: URLs with their password masked."""
+    return mask_url(raw) if _is_url(name) else raw
 
 
 def parse_dotenv(text: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """relier-envelope: the signed, versioned task envelope.
 
-``seal`` encodes an ``Envelope`` and signs it (HMAC-SHA256, key ids for rotation);
-``open_envelope`` verifies and decodes, raising only ``PayloadIntegrityError``;
+``seal`` encodes an ``Envelope`` and signs it (HMAC-SHA256, key ids for rotation), or, without
+keys, adds a BLAKE2b digest of its bytes; ``open_envelope`` verifies and decodes, raising only
+``PayloadIntegrityError``;
 ``migrations`` upgrades payloads written by older code.
 """
 

@@ -1,13 +1,22 @@
-"""Sealing: HMAC-SHA256 over the encoded envelope bytes, with key ids for rotation.
+"""Sealing: every envelope carries a tag over its exact bytes; keys make the tag an HMAC.
 
 Wire format of a sealed envelope::
 
-    b"RL" | format (1 byte, = 1) | kid length (1 byte) | kid | mac (32 bytes, absent when
-    unsigned) | body (the envelope as JSON)
+    signed:    b"RL" | 1 | kid length | kid | HMAC-SHA256 (32 bytes) | body
+    unsigned:  b"RL" | 2 | 0 | BLAKE2b-128 digest (16 bytes) | body
+    legacy:    b"RL" | 1 | 0 | body        (unsigned, written before digests; no tag)
 
-The MAC covers the format byte, the key id and the body, i.e. exactly the bytes that travel;
-nothing is re-serialised before verification, so no value can change shape between signing and
-checking (the earlier product hashed Python objects before encoding them).
+``body`` is the envelope as JSON. The tag covers the format byte, the key id (length and
+bytes) and the body, i.e. exactly the bytes that travel; nothing is re-serialised before
+verification, so no value can change shape between sealing and checking (the earlier product
+hashed Python objects before encoding them).
+
+The unsigned digest detects corruption and casual edits of a stored envelope (one changed
+character of an argument in ``rl:e:{id}``), not forgery: whoever can write Redis can recompute
+it. Only an HMAC key (``RELIER_SIGNING_KEYS``) stops a forger. Signed envelopes keep format 1
+byte for byte, so signed producers and workers of either version interoperate. Legacy unsigned
+envelopes (no tag at all) are opened only by a keyring that accepts them
+(``RELIER_ACCEPT_UNSIGNED``, like plain Celery messages).
 """
 
 from __future__ import annotations
@@ -25,12 +34,26 @@ from relier.core.exceptions import PayloadIntegrityError
 from relier.core.settings import Settings, get_settings
 from relier.envelope.model import Envelope
 
-__all__ = ["FORMAT", "MAGIC", "Keyring", "open_envelope", "peek_task_name", "seal"]
+__all__ = [
+    "DIGEST_SIZE",
+    "FORMAT",
+    "FORMAT_DIGEST",
+    "MAGIC",
+    "Keyring",
+    "open_envelope",
+    "peek_task_name",
+    "seal",
+]
 
 log = logging.getLogger("relier.envelope")
 
 MAGIC = b"RL"
+#: Signed envelopes (HMAC-SHA256 tag), and legacy unsigned ones (no tag) written before digests.
 FORMAT = 1
+#: Unsigned envelopes with a BLAKE2b-128 digest tag.
+FORMAT_DIGEST = 2
+#: Bytes of the unsigned digest: 128 bits make an undetected random corruption negligible.
+DIGEST_SIZE = 16
 _MAC_SIZE = 32
 
 _encoder = msgspec.json.Encoder()
@@ -42,12 +65,20 @@ class Keyring:
 
     Rotate by prepending a new key everywhere (producers then sign with it while workers still
     accept the old one), and drop the old key once no message signed with it remains.
-    An empty keyring is development mode: envelopes are sealed unsigned, with a warning once
-    per process, and only unsigned envelopes are accepted.
+    An empty keyring is development mode: envelopes are sealed unsigned (with a digest), with a
+    warning once per process, and only unsigned envelopes are accepted.
+
+    Args:
+        keys: ``(kid, secret)`` pairs, the first one signing.
+        accept_legacy: Also open legacy unsigned envelopes that carry no digest (written before
+            digests existed). ``from_settings`` follows ``RELIER_ACCEPT_UNSIGNED``; off by
+            default, since such an envelope has no integrity check at all.
     """
 
-    def __init__(self, keys: Iterable[tuple[str, bytes]] = ()) -> None:
+    def __init__(self, keys: Iterable[tuple[str, bytes]] = (), *,
+                 accept_legacy: bool = False) -> None:
         self._keys = dict(keys)
+        self.accept_legacy = accept_legacy
         self._signing = next(iter(self._keys.items()), None)
         # HMAC (RFC 2104) with the padded keys hashed once: per message only two SHA-256
         # copies remain, a third of what OpenSSL's one-shot HMAC costs on small payloads.
@@ -57,8 +88,9 @@ class Keyring:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Keyring:
-        """The keyring of ``RELIER_SIGNING_KEYS``."""
-        return cls((settings or get_settings()).signing_key_pairs())
+        """The keyring of ``RELIER_SIGNING_KEYS`` (and ``RELIER_ACCEPT_UNSIGNED``)."""
+        settings = settings or get_settings()
+        return cls(settings.signing_key_pairs(), accept_legacy=settings.accept_unsigned)
 
     @property
     def signing_kid(self) -> str | None:
@@ -76,7 +108,8 @@ class Keyring:
                 self._warned = True
                 log.warning(
                     "RELIER_SIGNING_KEYS is empty: envelopes are NOT signed (development "
-                    "mode). Set RELIER_SIGNING_KEYS='kid:secret' on every producer and worker."
+                    "mode; a digest detects corruption, not forgery). Set "
+                    "RELIER_SIGNING_KEYS='kid:secret' on every producer and worker."
                 )
 
     def mac(self, kid: str, signed: bytes) -> bytes:
@@ -100,13 +133,25 @@ def _pads(secret: bytes) -> tuple[Any, Any]:
     return inner, outer
 
 
+_DIGEST_HEAD = bytes((FORMAT_DIGEST, 0))
+# The digest covers the head (format byte, kid length 0) and the body; the head's state is
+# computed once and copied per message, sparing a concatenation of the body.
+_DIGEST_BASE = hashlib.blake2b(_DIGEST_HEAD, digest_size=DIGEST_SIZE)
+
+
+def _digest(body: bytes) -> bytes:
+    state = _DIGEST_BASE.copy()
+    state.update(body)
+    return state.digest()
+
+
 def seal(envelope: Envelope, keyring: Keyring) -> bytes:
-    """Encode ``envelope`` and sign it with the keyring's first key."""
+    """Encode ``envelope`` and sign it with the keyring's first key (digest it without keys)."""
     body = _encoder.encode(envelope)
     kid = keyring.signing_kid
     if kid is None:
         keyring._warn_unsigned()
-        return MAGIC + bytes((FORMAT, 0)) + body
+        return MAGIC + _DIGEST_HEAD + _digest(body) + body
     kid_bytes = kid.encode()
     head = bytes((FORMAT, len(kid_bytes))) + kid_bytes
     return MAGIC + head + keyring.mac(kid, head + body) + body
@@ -124,8 +169,11 @@ def open_envelope(raw: bytes, keyring: Keyring) -> Envelope:
     raw = bytes(raw)
     if len(raw) < 4 or raw[:2] != MAGIC:
         raise PayloadIntegrityError("not a Relier envelope (bad magic bytes)", raw)
-    if raw[2] != FORMAT:
-        raise PayloadIntegrityError(f"unknown envelope format {raw[2]}", raw)
+    if raw[2] not in (FORMAT, FORMAT_DIGEST):
+        raise PayloadIntegrityError(
+            f"unknown envelope format {raw[2]} (corrupted, or sealed by a newer Relier: "
+            "upgrade workers before producers)", raw,
+        )
     kid_len = raw[3]
     head_end = 4 + kid_len
     if kid_len == 0:
@@ -134,7 +182,23 @@ def open_envelope(raw: bytes, keyring: Keyring) -> Envelope:
                 "unsigned envelope while RELIER_SIGNING_KEYS is set (forged or sent by a "
                 "producer without keys)", raw,
             )
-        body = raw[head_end:]
+        if raw[2] == FORMAT_DIGEST:
+            if len(raw) < 4 + DIGEST_SIZE:
+                raise PayloadIntegrityError("truncated envelope", raw)
+            body = raw[4 + DIGEST_SIZE:]
+            if not hmac.compare_digest(raw[4:4 + DIGEST_SIZE], _digest(body)):
+                raise PayloadIntegrityError(
+                    "digest mismatch (the stored payload was altered or corrupted)", raw,
+                )
+        elif keyring.accept_legacy:
+            body = raw[head_end:]
+        else:
+            raise PayloadIntegrityError(
+                "legacy unsigned envelope without a digest (sealed before digests existed, or "
+                "forged) while RELIER_ACCEPT_UNSIGNED=false; dispatch the work again", raw,
+            )
+    elif raw[2] == FORMAT_DIGEST:
+        raise PayloadIntegrityError("digest envelope with a key id (corrupted)", raw)
     else:
         if len(raw) < head_end + _MAC_SIZE:
             raise PayloadIntegrityError("truncated envelope", raw)
@@ -162,6 +226,8 @@ def peek_task_name(raw: bytes) -> str:
     """Best-effort task name of a sealed envelope, without verifying it (for error reports)."""
     try:
         start = 4 + raw[3] + (_MAC_SIZE if raw[3] else 0)
+        if raw[2] == FORMAT_DIGEST:
+            start += DIGEST_SIZE
         name = msgspec.json.decode(raw[start:])[0]
         return name if isinstance(name, str) else "unknown"
     except Exception:

@@ -1,8 +1,17 @@
 """Checkpoint storage: inline in the task record, or files on a shared directory.
 
 Every write is fenced on the run's epoch by the ``task_checkpoint`` script (I3): a superseded
-incarnation's checkpoint is refused (and its file removed). What is stored in the record is
-either the checkpoint's JSON (inline) or a small reference to a file (filesystem backend).
+incarnation's checkpoint is refused. What is stored in the record is either the checkpoint's
+JSON (inline) or a small reference to a file (filesystem backend).
+
+Files are named ``{task id}.{epoch}.{random}.json``: every write has its own file, so no write
+ever replaces a file another run (or an earlier write of the same run) may still reference.
+Whoever writes a file removes exactly one file afterwards: a fenced writer its own (nothing
+references it), a stored writer the file its reference replaced (``task_checkpoint`` returns
+it atomically). A zombie therefore never deletes the live run's checkpoint.
+
+A reference read from Redis is untrusted input: it must name a checkpoint file of that task
+directly inside ``RELIER_CHECKPOINT_DIR``, or it is refused (never read, never deleted).
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,7 +33,10 @@ from relier.core.settings import Settings
 __all__ = ["CheckpointStore"]
 
 _REF_PREFIX = b"@file:"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}\Z")
+# After the task id: the writer's epoch, then a random tag (absent in files written before
+# per-write names).
+_FILE_SUFFIX = re.compile(r"^\.[0-9]{1,20}(\.[0-9a-f]{16})?\.json\Z")
 
 
 class CheckpointStore:
@@ -48,16 +61,17 @@ class CheckpointStore:
             raise CheckpointTooLargeError(task_id, len(data), self.max_inline)
         return _REF_PREFIX + self._write(task_id, epoch, data).name.encode()
 
-    def decode(self, stored: bytes) -> Any:
-        """The checkpoint value stored in a record, or None when there is none.
+    def decode(self, stored: bytes, task_id: str) -> Any:
+        """The checkpoint value stored in ``task_id``'s record, or None when there is none.
 
         Raises:
-            CheckpointError: the referenced file is missing or unreadable.
+            CheckpointError: the referenced file is missing or unreadable, or the reference
+                does not name a checkpoint file of this task inside ``RELIER_CHECKPOINT_DIR``.
         """
         if not stored:
             return None
         if stored.startswith(_REF_PREFIX):
-            path = self.directory / stored[len(_REF_PREFIX):].decode()
+            path = self.path_of(stored, task_id)
             try:
                 return codec.decode(path.read_bytes())
             except (OSError, msgspec.DecodeError) as exc:
@@ -67,29 +81,62 @@ class CheckpointStore:
                 ) from exc
         return codec.decode(stored)
 
-    def size(self, stored: bytes) -> int:
+    def size(self, stored: bytes, task_id: str) -> int:
         """Bytes of the checkpoint behind ``stored`` (the file's size for a reference)."""
         if stored.startswith(_REF_PREFIX):
-            with contextlib.suppress(OSError):
-                return (self.directory / stored[len(_REF_PREFIX):].decode()).stat().st_size
+            with contextlib.suppress(OSError, CheckpointError):
+                return self.path_of(stored, task_id).stat().st_size
             return 0
         return len(stored)
 
-    def discard(self, task_id: str, keep: bytes = b"") -> None:
-        """Delete a task's checkpoint files, except the one ``keep`` references."""
+    def path_of(self, stored: bytes, task_id: str) -> Path:
+        """The file a stored reference names, checked to be one of ``task_id``'s files.
+
+        The reference comes from Redis, so whoever can write Redis controls it: it must not
+        make a worker read (or delete) any other file.
+
+        Raises:
+            CheckpointError: the reference is not a checkpoint file of this task directly
+                inside ``RELIER_CHECKPOINT_DIR`` (a tampered or corrupt record).
+        """
+        name = stored[len(_REF_PREFIX):].decode("utf-8", "replace")
+        root = self.directory.resolve()
+        # The name's shape first (no separator, no NUL can reach the file system), then where
+        # it really leads: a symlink out of the directory is refused as well.
+        named = (_SAFE_ID.match(task_id) is not None and name.startswith(task_id)
+                 and _FILE_SUFFIX.match(name[len(task_id):]) is not None)
+        path = (root / name).resolve() if named else root
+        if not named or path.parent != root:
+            raise CheckpointError(
+                f"task {task_id}: checkpoint reference {name!r} does not name a checkpoint "
+                f"file of this task inside RELIER_CHECKPOINT_DIR ({root}); refused, not read "
+                "(the task record was tampered with or is corrupt)"
+            )
+        return path
+
+    def forget(self, stored: bytes, task_id: str) -> None:
+        """Delete the one file ``stored`` references, if it is one of ``task_id``'s files."""
+        if not stored.startswith(_REF_PREFIX):
+            return
+        with contextlib.suppress(OSError, CheckpointError):
+            self.path_of(stored, task_id).unlink()
+
+    def discard(self, task_id: str) -> None:
+        """Delete every checkpoint file of a task (once it has left: completed or purged)."""
         if self.backend != "filesystem" or not _SAFE_ID.match(task_id):
             return
-        kept = keep[len(_REF_PREFIX):].decode() if keep.startswith(_REF_PREFIX) else ""
-        for path in self.directory.glob(f"{task_id}.*.json"):
-            if path.name != kept:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+        with contextlib.suppress(OSError):
+            for path in self.directory.iterdir():
+                name = path.name
+                if name.startswith(task_id) and _FILE_SUFFIX.match(name[len(task_id):]):
+                    with contextlib.suppress(OSError):
+                        path.unlink()
 
     def _write(self, task_id: str, epoch: int, data: bytes) -> Path:
         if not _SAFE_ID.match(task_id):
             raise CheckpointError(f"task id {task_id!r} cannot name a checkpoint file")
         self.directory.mkdir(parents=True, exist_ok=True)
-        target = self.directory / f"{task_id}.{epoch}.json"
+        target = self.directory / f"{task_id}.{epoch}.{secrets.token_hex(8)}.json"
         # Write a temporary file, flush it to disk, then rename: readers see the old file or
         # the whole new one, never a torn write, even if this process dies half-way.
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{task_id}.", suffix=".tmp")

@@ -116,7 +116,7 @@ class PhoenixMiddleware(Middleware):
         job.dispatched_at_ms = reply.dispatched_at
         job.idem_key, job.idem_ttl = reply.idem_key, reply.idem_ttl
         try:
-            job.checkpoint = ledger.checkpoints.decode(reply.checkpoint)
+            job.checkpoint = ledger.checkpoints.decode(reply.checkpoint, job.task_id)
         except (CheckpointError, msgspec.DecodeError) as exc:
             log.warning("task %s: previous checkpoint unusable, resuming from scratch: %s",
                         job.task_id, exc)
@@ -131,11 +131,14 @@ class PhoenixMiddleware(Middleware):
             else:
                 stored = ledger.checkpoints.encode(task_id, epoch, value)
             call = ledger.ops.checkpoint(task_id=task_id, epoch=epoch, data=stored)
-            if not await ledger.ascripts().run(call):
-                ledger.checkpoints.discard(task_id, keep=b"")
+            reply = await ledger.ascripts().run(call)
+            # Remove exactly one file: a fenced write's own (nothing references it; the live
+            # run's file stays), or the one this write's reference just replaced.
+            if not reply.stored:
+                ledger.checkpoints.forget(stored, task_id)
                 raise EpochFencedError(task_id, epoch, "checkpoint")
-            if ledger.checkpoints.backend == "filesystem":
-                ledger.checkpoints.discard(task_id, keep=stored)
+            if reply.replaced != stored:
+                ledger.checkpoints.forget(reply.replaced, task_id)
 
         return store
 

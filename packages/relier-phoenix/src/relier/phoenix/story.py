@@ -60,8 +60,10 @@ def task_story(task_id: str, settings: Settings | None = None) -> TaskStory:
     if not fields:
         raise TaskNotFoundError(task_id)
     record = parse_record(task_id, fields, envelope)
-    story: dict[str, Any] = {"record": record, "in_dlq": dlq_score is not None,
-                             "checkpoint_bytes": ledger.checkpoints.size(record.checkpoint)}
+    story: dict[str, Any] = {
+        "record": record, "in_dlq": dlq_score is not None,
+        "checkpoint_bytes": ledger.checkpoints.size(record.checkpoint, task_id),
+    }
     try:
         envelope = open_envelope(record.envelope, Keyring.from_settings(ledger.settings))
         story["args"], story["kwargs"] = envelope.args, envelope.kwargs
