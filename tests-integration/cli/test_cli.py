@@ -212,11 +212,15 @@ def test_worker_list_and_drain(relier_worker: Callable[..., WorkerProcess],
     assert_schema(row)
     receipt = tasks.record.push("drain-cli", 10.0)
     wait_for(lambda: counter(client, "start", "drain-cli"), 15, "start")
-    done = rl("worker", "drain", worker.hostname, "--timeout", "1")
+    # Bytes, not text: text mode's universal newlines would turn a `\r` into a line break.
+    done = subprocess.run([sys.executable, "-m", "relier.cli", "worker", "drain",
+                           worker.hostname, "--timeout", "1"], env=os.environ.copy(),
+                          capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
     # Piped (not a terminal): one clean line per state change, no carriage returns.
-    assert "\r" not in done.stdout
-    lines = done.stdout.splitlines()
+    out = done.stdout.decode()
+    assert "\r" not in out
+    lines = out.removesuffix("\n").split("\n")
     assert lines[0].startswith(f"asked {worker.hostname} to drain (1 process(es)")
     assert lines[-1] == f"{worker.hostname} drained and exited"
     waiting = lines[1:-1]
