@@ -244,3 +244,52 @@ def test_result_of_a_type_json_cannot_name_is_its_repr(
 
     story = TaskStory(record=record(state="done"), args=[], kwargs={}, result=Money())
     assert typed(task_json(story), capsys)["result"] == "Money(5, 'EUR')"
+
+
+# -- drain progress --------------------------------------------------------------------------------
+def screen(output: str) -> list[str]:
+    """What a terminal shows after ``output``: ``\\r`` returns to the start of the line."""
+    rows, col = [[]], 0
+    for char in output:
+        if char == "\r":
+            col = 0
+        elif char == "\n":
+            rows.append([])
+            col = 0
+        else:
+            row = rows[-1]
+            row[col:col + 1] = [char]
+            col += 1
+    return ["".join(r).rstrip() for r in rows if "".join(r).strip()]
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_drain_progress_leaves_no_remnants(tty: bool, capsys: pytest.CaptureFixture[str]
+                                           ) -> None:
+    from relier.cli.main import _Progress
+
+    progress = _Progress(tty)
+    for line in ("  waiting: 12 task(s) still running", "  waiting: 12 task(s) still running",
+                 "  waiting: 1 task(s) still running"):
+        progress.show(line)
+    progress.done("w1@vm drained and exited")
+    out = capsys.readouterr().out
+    if tty:
+        assert screen(out) == ["w1@vm drained and exited"]
+    else:
+        assert "\r" not in out
+        assert out.split("\n") == ["  waiting: 12 task(s) still running",
+                                   "  waiting: 1 task(s) still running",
+                                   "w1@vm drained and exited", ""]
+
+
+def test_tables_and_errors_show_brackets_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    from relier.cli._common import fail, table
+
+    table("t", ["message"], [["[ok] [bold]not bold[/bold]"]])
+    assert "[ok] [bold]not bold[/bold]" in capsys.readouterr().out
+    with pytest.raises(typer.Exit):
+        fail("no live worker named '[w]'")
+    assert "no live worker named '[w]'" in capsys.readouterr().err

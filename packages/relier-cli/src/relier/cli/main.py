@@ -292,34 +292,36 @@ def _print_story(task_id: str) -> None:
              "done": "[green]done[/green]", "dead": "[red]dead-lettered[/red]"}
     lines = [
         f"state      {state.get(rec.state, rec.state)}"
-        + (f" (duplicate of {rec.duplicate_of})" if rec.duplicate_of else ""),
-        f"task       {rec.task_name}  (queue {rec.queue}{', legacy message' * rec.legacy})",
+        + (f" (duplicate of {escape(rec.duplicate_of)})" if rec.duplicate_of else ""),
+        f"task       {escape(rec.task_name)}  (queue {escape(rec.queue)}"
+        f"{', legacy message' * rec.legacy})",
         f"attempt    {rec.attempt}   epoch {rec.epoch}   resurrections {rec.resurrections}"
         f"/{rec.max_resurrections}",
         f"dispatched {when(rec.dispatched_ms)}",
     ]
     if rec.state == "running":
         lease = story.lease_expires_in_ms
-        lines.append(f"running on {story.owner_hostname or rec.owner}, lease "
+        lines.append(f"running on {escape(story.owner_hostname or rec.owner)}, lease "
                      + (f"expires in {ago(lease)}" if lease and lease > 0 else
                         "[red]expired[/red] (the resurrector will re-queue it)"))
+    # Arguments, results and messages are data: escaped, so `[ok]` in them stays visible.
     if story.args is not None:
-        lines.append(f"arguments  {story.args} {story.kwargs or ''}".rstrip())
+        lines.append(escape(f"arguments  {story.args} {story.kwargs or ''}".rstrip()))
     elif story.envelope_error:
-        lines.append(f"arguments  [red]not shown: {story.envelope_error}[/red]")
+        lines.append(f"arguments  [red]not shown: {escape(story.envelope_error)}[/red]")
     if story.checkpoint_bytes:
         lines.append(f"checkpoint {story.checkpoint_bytes} B")
     if rec.state == "done":
-        lines.append(f"result     {story.result!r}")
+        lines.append(escape(f"result     {story.result!r}"))
     if rec.state == "dead":
-        lines += [f"reason     {rec.reason}", f"exception  {rec.exc_type}",
-                  f"message    {rec.message}", f"since      {when(rec.dead_ms)}"]
+        lines += [escape(f"reason     {rec.reason}"), escape(f"exception  {rec.exc_type}"),
+                  escape(f"message    {rec.message}"), f"since      {when(rec.dead_ms)}"]
     console.print(Panel("\n".join(lines), title=f"task {task_id}", expand=False))
     table("attempts", ["#", "worker", "started", "ended", "outcome", "cause"],
           [(a.attempt, a.worker, when(a.started_ms), when(a.ended_ms), a.outcome, a.cause)
            for a in rec.history], empty="none finished yet")
     if rec.traceback:
-        console.print(Panel(rec.traceback.rstrip(), title="traceback", expand=False))
+        console.print(Panel(escape(rec.traceback.rstrip()), title="traceback", expand=False))
 
 
 @tasks_app.command("show")
