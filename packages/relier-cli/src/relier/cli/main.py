@@ -14,9 +14,9 @@ import redis
 import typer
 from rich.markup import escape
 
-# Typer vendors its own click (``typer._click``) since 0.2x: the ``click`` package installed next
-# to it (a Celery dependency) raises different classes, so usage errors are caught by typer's.
-# pyproject.toml pins typer to the range tested against these names.
+# The locked typer (0.29) vendors its own click as ``typer._click``: the ``click`` package
+# installed next to it (a Celery dependency) has other classes, so catching those let every
+# usage error through as a traceback. pyproject.toml pins typer to the range tested with these.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from relier.cli._common import (
