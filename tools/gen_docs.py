@@ -110,7 +110,7 @@ CLI_INTRO = """\
 usage lines, `{{name}}` is a required argument and `[name]` an optional one.
 
 - Every listing takes `--json` and then prints one JSON document instead of a table, for
-  scripts and `jq`.
+  scripts and `jq`; the shapes are one typed schema (see [JSON output](#json-output)).
 - Read-only commands (`doctor`, the listings and the `show` commands) never write to Redis.
 - A user error (an unknown task id, a missing `--yes`) is one line on stderr and a non-zero
   exit code, never a traceback. Exit codes: 0 success; 1 when what you asked about was not
@@ -119,6 +119,68 @@ usage lines, `{{name}}` is a required argument and `[name]` an optional one.
   With `RELIER_REDIS_URL` unset, they use the Redis of the local `rl cluster up` stack when
   one is running.
 """
+
+
+CLI_JSON = """\
+## JSON output
+
+`rl tasks inflight`, `rl tasks show`, `rl dlq list`, `rl dlq show` and `rl worker list` print
+one typed schema with `--json` (the structs of `relier.cli.schema`, encoded by `msgspec`):
+
+- Numbers are JSON numbers, flags are booleans, lists are arrays: nothing to parse out of a
+  string.
+- Every instant is two fields: `<x>_at`, ISO 8601 in UTC with milliseconds
+  (`2026-11-28T08:15:11.431Z`), and `<x>_ms`, the same instant in Unix epoch milliseconds.
+  Both are `null` while the instant has not happened (`ended_at` of a running task).
+- A duration ends in `_s` and is in seconds (`age_s`, `lease_expires_in_s`; negative once a
+  lease has lapsed).
+- The same name means the same thing everywhere: `task` is the task name, `worker` a Celery
+  node name, `lease_id` and `owner` a worker process's lease id.
+- `rl tasks show` and `rl dlq show` print the same object, from the same decoder: `args` and
+  `kwargs` decoded, `result` decoded once the task is done. Only when the stored payload cannot
+  be decoded (tampered, truncated, not a Relier envelope, signed with an unknown key) are `args`
+  and `kwargs` `null`, `payload_error` says why, and `payload_base64` holds the exact stored
+  bytes; otherwise both are `null`.
+- `rl worker list`: `tasks` holds the task names the worker registered, `null` for a worker
+  that does not publish them; `state` is `running`, `draining`, or `expired` once its lease has
+  lapsed.
+
+The fields, in order (a `?` marks a field that may be `null`):
+"""
+
+
+def _json_type(info: Any) -> str:
+    import msgspec
+
+    if isinstance(info, msgspec.inspect.UnionType):
+        kinds = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+        return " or ".join(_json_type(t) for t in kinds) + "?"
+    names = {"StrType": "string", "IntType": "integer", "FloatType": "number",
+             "BoolType": "boolean", "AnyType": "any", "DictType": "object",
+             "StructType": "object"}
+    if isinstance(info, msgspec.inspect.ListType):
+        return f"array of {_json_type(info.item_type)}"
+    return names.get(type(info).__name__, type(info).__name__)
+
+
+def cli_json_section() -> list[str]:
+    """The JSON schema of the `--json` outputs: conventions by hand, fields from the structs."""
+    import msgspec
+
+    from relier.cli import schema
+
+    lines = [CLI_JSON]
+    for commands, struct in (
+        ("`rl tasks show ID` and `rl dlq show ID` (one object)", schema.TaskJSON),
+        ("`history` items of the above", schema.AttemptJSON),
+        ("`rl dlq list` (an array of)", schema.DeadLetterJSON),
+        ("`rl tasks inflight` (an array of)", schema.InflightJSON),
+        ("`rl worker list` (an array of)", schema.WorkerJSON),
+    ):
+        fields = msgspec.inspect.type_info(struct).fields  # type: ignore[attr-defined]
+        lines.append(f"- {commands}: " + ", ".join(
+            f"{code(f.name)} ({_json_type(f.type)})" for f in fields) + ".")
+    return lines
 
 
 def _plain_help(raw: str | None) -> list[str]:
@@ -221,6 +283,7 @@ def cli_page() -> str:
             lines += ["", "Commands: " + ", ".join(
                 f"[{code(c.name)}](#{_anchor(f'{ctx.command_path} {c.name}')})"
                 for c in subcommands) + "."]
+    lines += ["", *cli_json_section()]
     return page(lines)
 
 

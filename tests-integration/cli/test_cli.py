@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,6 +42,27 @@ def rl_json(*args: str, **kwargs: Any) -> Any:
 @pytest.fixture
 def client(relier_env: dict[str, str]) -> redis.Redis:
     return redis.Redis.from_url(relier_env["RELIER_REDIS_URL"])
+
+
+def assert_schema(data: Any) -> None:
+    """The JSON conventions: every `_ms` instant (an int) has its ISO 8601 UTC `_at` twin."""
+    if isinstance(data, list):
+        for item in data:
+            assert_schema(item)
+        return
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        if key.endswith("_ms"):
+            twin = data[key.removesuffix("_ms") + "_at"]
+            if value is None:
+                assert twin is None, key
+            else:
+                assert type(value) is int, key
+                moment = dt.datetime.fromisoformat(twin.replace("Z", "+00:00"))
+                assert twin.endswith("Z"), key
+                assert round(moment.timestamp() * 1000) == value, key
+        assert_schema(value)
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -80,6 +105,12 @@ def test_doctor_healthy_and_unhealthy(relier_worker: Callable[..., WorkerProcess
     sick = rl("doctor")
     assert sick.returncode == 1
     assert "FAIL workers" in sick.stdout
+    # The verdict and its words agree: nobody consumes re-queue is a warning, never "ok".
+    assert "WARN re-queue consumer: nobody consumes it" in sick.stdout
+    assert {"name": "re-queue consumer", "status": "warn",
+            "detail": "nobody consumes it (no live worker)",
+            "fix": "add -Q re-queue to a worker, or resurrected and handed-off tasks never run"
+            } in rl_json("doctor")["checks"]
     relier_worker(concurrency=1)
     resurrector()
     data = rl_json("doctor")
@@ -97,7 +128,10 @@ def test_config_show_masks_and_validate_reports(relier_env: dict[str, str]) -> N
     shown = rl_json("config", "show", env={"RELIER_SIGNING_KEYS": "k:0123456789abcdefXYZ"})
     assert shown["RELIER_SIGNING_KEYS"] == "***"
     assert shown["RELIER_REDIS_URL"] == relier_env["RELIER_REDIS_URL"]
-    assert rl("config", "validate").returncode == 0
+    valid = rl("config", "validate")
+    assert valid.returncode == 0
+    assert "  [ok  ] connection: " in valid.stdout  # rich markup no longer eats the marks
+    assert "  [ok  ] maxmemory-policy: " in valid.stdout
     bad = rl("config", "validate", env={"RELIER_MAX_RESURRECTIONS": "-3"})
     assert_one_line_error(bad, "RELIER_MAX_RESURRECTIONS", "-3", "0 or more")
     assert bad.returncode == 1
@@ -114,13 +148,26 @@ def test_tasks_inflight_and_show(relier_worker: Callable[..., WorkerProcess],
     assert row["worker"] == worker.hostname
     assert row["attempt"] == 1
     assert row["checkpoint_bytes"] > 0
+    assert row["lease_expired"] is False
+    assert row["age_s"] >= 0
+    assert row["started_ms"] <= row["lease_renewed_ms"] < row["lease_expires_ms"]
+    assert_schema(row)
     assert rl_json("tasks", "inflight", "--worker", "nobody@nowhere") == []
     table = rl("tasks", "inflight")
     assert receipt.id in table.stdout
     story = rl_json("tasks", "show", receipt.id)
-    assert story["record"]["state"] == "running"
+    assert story["state"] == "running"
     assert story["owner_hostname"] == worker.hostname
+    assert story["args"] == [40, "cli"]
+    assert story["kwargs"] == {"pause": 0.3}
+    assert story["payload_base64"] is None
+    assert 0 < story["lease_expires_in_s"] <= 3
+    assert_schema(story)
     receipt.get(timeout=30)
+    finished = rl_json("tasks", "show", receipt.id)
+    assert finished["state"] == "done"
+    assert [a["outcome"] for a in finished["history"]] == ["completed"]
+    assert_schema(finished)
     shown = rl("tasks", "show", receipt.id)
     assert "done" in shown.stdout
     assert "completed" in shown.stdout
@@ -142,9 +189,24 @@ def test_dlq_commands(relier_worker: Callable[..., WorkerProcess],
         other.id]
     assert [e["task_id"] for e in rl_json("dlq", "list", "--task",
                                           "relier_testing.tasks.flaky")] == [failed.id]
+    for row in listed:
+        assert type(row["attempts"]) is int
+        assert_schema(row)
     entry = rl_json("dlq", "show", failed.id)
     assert entry["reason"] == "RuntimeError"
     assert "d1 is broken" in entry["traceback"]
+    # Decoded like `rl tasks show` (one decoder), not base64 blobs.
+    assert entry["args"] == ["d1"]
+    assert entry["payload_base64"] is None
+    assert entry["in_dlq"] is True
+    assert entry == rl_json("tasks", "show", failed.id)
+    assert_schema(entry)
+    # Bytes that cannot be decoded stay available, as base64, with the reason.
+    client.set(f"rl:e:{{{other.id}}}", b"not an envelope")
+    tampered = rl_json("dlq", "show", other.id)
+    assert tampered["args"] is None
+    assert "not a Relier envelope" in tampered["payload_error"]
+    assert base64.b64decode(tampered["payload_base64"]) == b"not an envelope"
     assert "d1 is broken" in rl("dlq", "show", failed.id).stdout
     client.delete("test:broken:d1")
     assert rl("dlq", "release", failed.id).returncode == 0
@@ -169,13 +231,29 @@ def test_worker_list_and_drain(relier_worker: Callable[..., WorkerProcess],
     rows = rl_json("worker", "list")
     (row,) = rows
     assert row["hostname"] == worker.hostname
-    assert row["pid"] == str(worker.pid)
-    assert "re-queue" in row["queues"]
+    assert row["pid"] == worker.pid  # numbers as numbers
+    assert row["concurrency"] == 1
+    assert row["queues"] == ["default", "high_priority", "low_priority", "re-queue"]
+    assert row["state"] == "running"
+    assert 0 < row["lease_expires_in_s"] <= 3
+    assert_schema(row)
     receipt = tasks.record.push("drain-cli", 10.0)
     wait_for(lambda: counter(client, "start", "drain-cli"), 15, "start")
-    done = rl("worker", "drain", worker.hostname, "--timeout", "1")
+    # Bytes, not text: text mode's universal newlines would turn a `\r` into a line break.
+    done = subprocess.run([sys.executable, "-m", "relier.cli", "worker", "drain",
+                           worker.hostname, "--timeout", "1"], env=os.environ.copy(),
+                          capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "drained and exited" in done.stdout
+    # Piped (not a terminal): one clean line per state change, no carriage returns.
+    out = done.stdout.decode()
+    assert "\r" not in out
+    lines = out.removesuffix("\n").split("\n")
+    assert lines[0].startswith(f"asked {worker.hostname} to drain (1 process(es)")
+    assert lines[-1] == f"{worker.hostname} drained and exited"
+    waiting = lines[1:-1]
+    assert waiting, done.stdout
+    assert all(re.fullmatch(r"  waiting: \d+ task\(s\) still running", w) for w in waiting)
+    assert all(a != b for a, b in itertools.pairwise(waiting))  # changes only
     assert worker.wait(10) == 0
     assert record(client, receipt.id).history[-1].outcome == "handoff"
     assert_one_line_error(rl("worker", "drain", "ghost@nowhere"), "no live worker")

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from relier.core.settings import Settings, get_settings
@@ -27,7 +28,7 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON (one document) inst
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One clear line on stderr and a non-zero exit; never a traceback."""
-    err.print(f"[red]rl: error:[/red] {message}")
+    err.print(f"[red]rl: error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -72,7 +73,7 @@ def table(title: str, columns: Sequence[str], rows: list[Sequence[Any]],
     for column in columns:
         t.add_column(column, overflow="fold", no_wrap=column.endswith("id"))
     for row in rows:
-        t.add_row(*[str(c) for c in row])
+        t.add_row(*[escape(str(c)) for c in row])  # cells are data, never rich markup
     console.print(t)
 
 

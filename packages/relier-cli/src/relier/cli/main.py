@@ -10,9 +10,14 @@ import sys
 import time
 from typing import Any
 
-import click
 import redis
 import typer
+from rich.markup import escape
+
+# The locked typer (0.29) vendors its own click as ``typer._click``: the ``click`` package
+# installed next to it (a Celery dependency) has other classes, so catching those let every
+# usage error through as a traceback. pyproject.toml pins typer to the range tested with these.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from relier.cli._common import (
     JSON_OPTION,
@@ -28,6 +33,15 @@ from relier.cli._common import (
     table,
     to_plain,
     when,
+)
+from relier.cli.schema import (
+    InflightJSON,
+    WorkerJSON,
+    dead_letter_json,
+    iso,
+    print_typed,
+    task_json,
+    worker_json,
 )
 from relier.core.codec import text
 from relier.core.exceptions import ConfigurationError, RelierError, TaskNotFoundError
@@ -130,12 +144,20 @@ def doctor_report() -> dict[str, Any]:
         "high_priority,default,low_priority,re-queue")
     add("resurrector", bool(resurrectors), f"{len(resurrectors)} live",
         "run `rl run-resurrector` (one or two per cluster)")
-    add("re-queue consumer", "re-queue" in consumed or not live,
-        "a live worker consumes re-queue" if "re-queue" in consumed else "nobody consumes it",
-        "add -Q re-queue to a worker, or resurrected tasks never run", "warn")
+    checks.append(requeue_consumer_check(len(live), consumed))
     add("dead-letter queue", True, f"{data['dead_letters']} entries", "")
     data["healthy"] = all(c["status"] != "fail" for c in checks)
     return data
+
+
+def requeue_consumer_check(live: int, consumed: set[str]) -> dict[str, str]:
+    """Does a live worker consume ``re-queue``? The status and the text always agree."""
+    if "re-queue" in consumed:
+        return {"name": "re-queue consumer", "status": "ok",
+                "detail": "a live worker consumes re-queue", "fix": ""}
+    return {"name": "re-queue consumer", "status": "warn",
+            "detail": "nobody consumes it" + ("" if live else " (no live worker)"),
+            "fix": "add -Q re-queue to a worker, or resurrected and handed-off tasks never run"}
 
 
 @app.command()
@@ -150,9 +172,9 @@ def doctor(as_json: bool = JSON_OPTION) -> None:
                  "fail": "[red]FAIL[/red]"}
         console.print(f"[bold]Relier doctor[/bold] {data['redis']}")
         for c in data["checks"]:
-            console.print(f"  {marks[c['status']]} {c['name']}: {c['detail']}")
+            console.print(f"  {marks[c['status']]} {c['name']}: {escape(c['detail'])}")
             if c["fix"] and c["status"] != "ok":
-                console.print(f"       [dim]fix: {c['fix']}[/dim]")
+                console.print(f"       [dim]fix: {escape(c['fix'])}[/dim]")
         if "queues" in data:
             depth = ", ".join(f"{q}={n}" for q, n in data["queues"].items())
             console.print(f"  queues: {depth}")
@@ -200,12 +222,12 @@ def config_validate(
     else:
         console.print("[green]settings valid[/green]")
         for line in report.lines():
-            console.print(line)
+            console.print(escape(line))  # `[ok]` and `[WARN]` are text, not rich markup
     raise typer.Exit(0 if report.ok else 1)
 
 
 # -- tasks -----------------------------------------------------------------------------------------
-def inflight_rows(worker: str | None = None) -> list[dict[str, Any]]:
+def inflight_rows(worker: str | None = None) -> list[InflightJSON]:
     """The running tasks of every live worker (read-only)."""
     led = ledger()
     client, keys = led.client, led.keys
@@ -214,12 +236,12 @@ def inflight_rows(worker: str | None = None) -> list[dict[str, Any]]:
     rows = []
     leases: list[tuple[bytes, float]] = client.zrangebyscore(  # type: ignore[assignment]
         keys.workers, "-inf", "+inf", withscores=True)
-    for raw, deadline in leases:
-        worker_id = text(raw)
+    for raw, score in leases:
+        worker_id, deadline = text(raw), int(score)
         hostname = text(client.hget(keys.worker(worker_id), "hostname") or b"")
         if worker and worker not in (hostname, worker_id):
             continue
-        renewed = now - (int(deadline) - ttl_ms)
+        renewed = deadline - ttl_ms
         ids = sorted(text(t) for t in client.smembers(keys.worker_tasks(worker_id)))
         pipe = client.pipeline(transaction=False)
         for task_id in ids:
@@ -227,17 +249,21 @@ def inflight_rows(worker: str | None = None) -> list[dict[str, Any]]:
             pipe.hstrlen(keys.task(task_id), "ck")
         replies = pipe.execute()
         for task_id, fields, ck in zip(ids, replies[::2], replies[1::2], strict=True):
-            name, attempt, started, kills = fields
-            rows.append({
-                "task_id": task_id, "task": text(name or b"?"), "worker": hostname,
-                "attempt": int(attempt or 0), "resurrections": int(kills or 0),
-                "age_ms": now - int(started or now), "lease_renewed_ms_ago": renewed,
-                "lease_expired": int(deadline) < now, "checkpoint_bytes": int(ck),
-            })
+            name, attempt, started_raw, kills = fields
+            started = int(started_raw or 0)
+            rows.append(InflightJSON(
+                task_id=task_id, task=text(name or b"?"), worker=hostname, lease_id=worker_id,
+                attempt=int(attempt or 0), resurrections=int(kills or 0),
+                started_at=iso(started), started_ms=started or None,
+                age_s=round((now - (started or now)) / 1000, 3),
+                lease_renewed_at=iso(renewed), lease_renewed_ms=renewed,
+                lease_expires_at=iso(deadline), lease_expires_ms=deadline,
+                lease_expired=deadline < now, checkpoint_bytes=int(ck),
+            ))
     return rows
 
 
-def _inflight_table(rows: list[dict[str, Any]]) -> Any:
+def _inflight_table(rows: list[InflightJSON], now_ms: int) -> Any:
     from rich.table import Table
 
     t = Table(title=f"In-flight tasks ({len(rows)})", title_justify="left",
@@ -246,11 +272,16 @@ def _inflight_table(rows: list[dict[str, Any]]) -> Any:
                    "checkpoint"):
         t.add_column(column, no_wrap=column == "task id")
     for r in rows:
-        renewed = ago(r["lease_renewed_ms_ago"]) + (" [red](expired)[/red]"
-                                                    if r["lease_expired"] else "")
-        t.add_row(r["task_id"], r["task"], r["worker"], str(r["attempt"]), ago(r["age_ms"]),
-                  renewed, f"{r['checkpoint_bytes']} B" if r["checkpoint_bytes"] else "")
+        renewed = ago(now_ms - (r.lease_renewed_ms or now_ms)) + (
+            " [red](expired)[/red]" if r.lease_expired else "")
+        t.add_row(escape(r.task_id), escape(r.task), escape(r.worker), str(r.attempt),
+                  ago(r.age_s * 1000), renewed,
+                  f"{r.checkpoint_bytes} B" if r.checkpoint_bytes else "")
     return t
+
+
+def _inflight_now(worker: str | None) -> Any:
+    return _inflight_table(inflight_rows(worker), redis_now_ms(ledger().client))
 
 
 @tasks_app.command("inflight")
@@ -262,19 +293,18 @@ def tasks_inflight(
 ) -> None:
     """Running tasks: id, task, worker, attempt, age, last lease renewal, checkpoint size."""
     if as_json:
-        print_json(inflight_rows(worker))
+        print_typed(inflight_rows(worker))
         return
     if not follow:
-        console.print(_inflight_table(inflight_rows(worker)))
+        console.print(_inflight_now(worker))
         return
     from rich.live import Live
 
     try:
-        with Live(_inflight_table(inflight_rows(worker)), console=console,
-                  refresh_per_second=2) as live:
+        with Live(_inflight_now(worker), console=console, refresh_per_second=2) as live:
             while True:
                 time.sleep(1)
-                live.update(_inflight_table(inflight_rows(worker)))
+                live.update(_inflight_now(worker))
     except KeyboardInterrupt:
         return
 
@@ -290,34 +320,36 @@ def _print_story(task_id: str) -> None:
              "done": "[green]done[/green]", "dead": "[red]dead-lettered[/red]"}
     lines = [
         f"state      {state.get(rec.state, rec.state)}"
-        + (f" (duplicate of {rec.duplicate_of})" if rec.duplicate_of else ""),
-        f"task       {rec.task_name}  (queue {rec.queue}{', legacy message' * rec.legacy})",
+        + (f" (duplicate of {escape(rec.duplicate_of)})" if rec.duplicate_of else ""),
+        f"task       {escape(rec.task_name)}  (queue {escape(rec.queue)}"
+        f"{', legacy message' * rec.legacy})",
         f"attempt    {rec.attempt}   epoch {rec.epoch}   resurrections {rec.resurrections}"
         f"/{rec.max_resurrections}",
         f"dispatched {when(rec.dispatched_ms)}",
     ]
     if rec.state == "running":
         lease = story.lease_expires_in_ms
-        lines.append(f"running on {story.owner_hostname or rec.owner}, lease "
+        lines.append(f"running on {escape(story.owner_hostname or rec.owner)}, lease "
                      + (f"expires in {ago(lease)}" if lease and lease > 0 else
                         "[red]expired[/red] (the resurrector will re-queue it)"))
+    # Arguments, results and messages are data: escaped, so `[ok]` in them stays visible.
     if story.args is not None:
-        lines.append(f"arguments  {story.args} {story.kwargs or ''}".rstrip())
+        lines.append(escape(f"arguments  {story.args} {story.kwargs or ''}".rstrip()))
     elif story.envelope_error:
-        lines.append(f"arguments  [red]not shown: {story.envelope_error}[/red]")
+        lines.append(f"arguments  [red]not shown: {escape(story.envelope_error)}[/red]")
     if story.checkpoint_bytes:
         lines.append(f"checkpoint {story.checkpoint_bytes} B")
     if rec.state == "done":
-        lines.append(f"result     {story.result!r}")
+        lines.append(escape(f"result     {story.result!r}"))
     if rec.state == "dead":
-        lines += [f"reason     {rec.reason}", f"exception  {rec.exc_type}",
-                  f"message    {rec.message}", f"since      {when(rec.dead_ms)}"]
+        lines += [escape(f"reason     {rec.reason}"), escape(f"exception  {rec.exc_type}"),
+                  escape(f"message    {rec.message}"), f"since      {when(rec.dead_ms)}"]
     console.print(Panel("\n".join(lines), title=f"task {task_id}", expand=False))
     table("attempts", ["#", "worker", "started", "ended", "outcome", "cause"],
           [(a.attempt, a.worker, when(a.started_ms), when(a.ended_ms), a.outcome, a.cause)
            for a in rec.history], empty="none finished yet")
     if rec.traceback:
-        console.print(Panel(rec.traceback.rstrip(), title="traceback", expand=False))
+        console.print(Panel(escape(rec.traceback.rstrip()), title="traceback", expand=False))
 
 
 @tasks_app.command("show")
@@ -327,7 +359,7 @@ def tasks_show(task_id: str, as_json: bool = JSON_OPTION) -> None:
     if as_json:
         from relier.phoenix import task_story
 
-        print_json(task_story(task_id, settings()))
+        print_typed(task_json(task_story(task_id, settings())))
         return
     _print_story(task_id)
 
@@ -356,9 +388,7 @@ def dlq_list(
     """Dead-lettered tasks, newest first."""
     entries = _dlq().list(reason=reason, task=task, limit=limit)
     if as_json:
-        print_json([{"task_id": e.task_id, "task": e.task_name, "queue": e.queue,
-                     "reason": e.reason, "message": e.message, "attempts": len(e.history),
-                     "dead_at": when(e.dead_ms)} for e in entries])
+        print_typed([dead_letter_json(e) for e in entries])
         return
     table("Dead-letter queue", ["task id", "task", "reason", "attempts", "dead since",
                                 "message"],
@@ -371,9 +401,12 @@ def dlq_list(
 @guard
 def dlq_show(task_id: str, as_json: bool = JSON_OPTION) -> None:
     """One entry, whole: payload, reason, traceback, every attempt, last checkpoint."""
-    entry = _dlq().show(task_id)
+    _dlq().show(task_id)  # raises TaskNotFoundError unless it is dead-lettered
     if as_json:
-        print_json(entry)
+        from relier.phoenix import task_story
+
+        # The same decoder as `rl tasks show`: arguments decoded, raw bytes only on failure.
+        print_typed(task_json(task_story(task_id, settings())))
         return
     _print_story(task_id)
 
@@ -419,28 +452,17 @@ def dlq_purge(
 
 
 # -- workers ---------------------------------------------------------------------------------------
-def worker_rows() -> list[dict[str, Any]]:
+def worker_rows() -> list[WorkerJSON]:
     """Every registered worker process with its lease (read-only)."""
     led = ledger()
     client, keys = led.client, led.keys
     now = redis_now_ms(client)
-    rows = []
     leases: list[tuple[bytes, float]] = client.zrange(  # type: ignore[assignment]
         keys.workers, 0, -1, withscores=True)
-    for raw, deadline in leases:
-        worker_id = text(raw)
-        facts = {text(k): text(v) for k, v in client.hgetall(keys.worker(worker_id)).items()}
-        rows.append({
-            "hostname": facts.get("hostname", ""), "lease_id": worker_id,
-            "pid": facts.get("pid", ""), "host": facts.get("host", ""),
-            "queues": facts.get("queues", ""), "pool": facts.get("pool", ""),
-            "concurrency": facts.get("concurrency", ""),
-            "running": int(client.scard(keys.worker_tasks(worker_id))),
-            "state": facts.get("state", "") if deadline >= now else "expired",
-            "lease_expires_in_ms": int(deadline) - now,
-            "started": when(int(facts.get("started", 0) or 0)),
-        })
-    return rows
+    return [worker_json(text(raw), client.hgetall(keys.worker(text(raw))),
+                        deadline_ms=int(deadline), now_ms=now,
+                        running=int(client.scard(keys.worker_tasks(text(raw)))))
+            for raw, deadline in leases]
 
 
 @worker_app.command("list")
@@ -449,14 +471,15 @@ def worker_list(as_json: bool = JSON_OPTION) -> None:
     """Worker processes, their queues, tasks and leases."""
     rows = worker_rows()
     if as_json:
-        print_json(rows)
+        print_typed(rows)
         return
     table("Workers", ["hostname", "pid", "host", "queues", "pool", "running", "state",
                       "lease", "started"],
-          [(r["hostname"], r["pid"], r["host"], r["queues"],
-            f"{r['pool']} x{r['concurrency']}", r["running"], r["state"],
-            ago(r["lease_expires_in_ms"]) if r["lease_expires_in_ms"] > 0 else "expired",
-            r["started"]) for r in rows], empty="no worker registered")
+          [(r.hostname, r.pid or "", r.host, ",".join(r.queues),
+            f"{r.pool} x{r.concurrency or '?'}", r.running, r.state,
+            ago((r.lease_expires_in_s or 0) * 1000) if (r.lease_expires_in_s or 0) > 0
+            else "expired",
+            when(r.started_ms or 0)) for r in rows], empty="no worker registered")
 
 
 @worker_app.command("drain")
@@ -482,15 +505,46 @@ def worker_drain(
         return
     client, keys = ledger().client, ledger().keys
     deadline = time.monotonic() + grace + 30
+    # A terminal gets one status line rewritten in place; a pipe or a log gets one clean line
+    # per change (a `\r` there leaves remnants and glues the lines together).
+    progress = _Progress(console.is_terminal)
     while time.monotonic() < deadline:
         left = [w for w in asked if client.zscore(keys.workers, w) is not None]
         if not left:
-            console.print(f"[green]{name} drained and exited[/green]")
+            progress.done(f"[green]{escape(name)} drained and exited[/green]")
             return
         running = sum(int(client.scard(keys.worker_tasks(w))) for w in left)
-        console.print(f"  waiting: {running} task(s) still running", end="\r")
+        progress.show(f"  waiting: {running} task(s) still running")
         time.sleep(0.5)
+    progress.done("")
     fail(f"{name} has not exited after {grace + 30:g}s; check its log", 1)
+
+
+class _Progress:
+    """A status line: rewritten in place on a terminal, one line per change elsewhere."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self.last = ""
+
+    def show(self, line: str) -> None:
+        if line == self.last:
+            return
+        if self.tty:
+            # Pad to the previous length so a shorter line leaves no remnant of a longer one.
+            sys.stdout.write("\r" + line.ljust(len(self.last)))
+            sys.stdout.flush()
+        else:
+            console.print(line)
+        self.last = line
+
+    def done(self, final: str) -> None:
+        if self.tty and self.last:
+            sys.stdout.write("\r" + " " * len(self.last) + "\r")
+            sys.stdout.flush()
+        self.last = ""
+        if final:
+            console.print(final)
 
 
 # -- resurrector -----------------------------------------------------------------------------------
@@ -556,22 +610,40 @@ def _register_optional() -> None:
 _register_optional()
 
 
+def usage_line(exc: UsageError) -> str:
+    """A usage error as one line: what is wrong, and the command whose help says more."""
+    ctx = exc.ctx
+    command = ctx.command_path if ctx is not None else "rl"
+    if isinstance(exc, NoArgsIsHelpError):
+        # Its message is the whole help page; the line names what was missing instead.
+        names: list[str] = (getattr(ctx.command, "list_commands", lambda _ctx: [])(ctx)
+                            if ctx is not None else [])
+        what = "missing command" + (f" (one of: {', '.join(names)})" if names else "")
+    else:
+        what = " ".join(exc.format_message().split()).rstrip(".")
+        what = what[:1].lower() + what[1:]
+    return f"{command}: {what}; see '{command} --help'"
+
+
 def main() -> None:
     """Console entry point: exit codes, and one line instead of a traceback."""
     try:
         result = app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:  # before RuntimeError: typer's Exit and Abort subclass it
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except UsageError as exc:
+        err.print(f"[red]rl: error:[/red] {escape(usage_line(exc))}")
+        sys.exit(2)
+    except typer.TyperException as exc:  # any other error typer's click reports itself
+        err.print(f"[red]rl: error:[/red] {escape(' '.join(exc.format_message().split()))}")
         sys.exit(exc.exit_code)
     except TaskNotFoundError as exc:
-        err.print(f"[red]rl: error:[/red] {exc}")
+        err.print(f"[red]rl: error:[/red] {escape(str(exc))}")
         sys.exit(1)
     except (RelierError, redis.RedisError, RuntimeError, OSError) as exc:
-        err.print(f"[red]rl: error:[/red] {exc}")
+        err.print(f"[red]rl: error:[/red] {escape(str(exc))}")
         sys.exit(2)
     sys.exit(result if isinstance(result, int) else 0)

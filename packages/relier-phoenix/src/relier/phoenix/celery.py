@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Collection
 from typing import Any
 
 from celery import Celery, bootsteps
@@ -164,17 +165,21 @@ class PhoenixStep(bootsteps.StartStopStep):  # type: ignore[misc]
 
     @staticmethod
     def _stop_runs(worker: Any) -> Any:
-        pool = getattr(getattr(worker, "pool", None), "_pool", None)
-        processes = getattr(pool, "_pool", None)
-        if processes is None:
-            return None
+        pool = getattr(worker, "pool", None)
+        if getattr(getattr(pool, "_pool", None), "_pool", None) is None:
+            return None  # solo or threads: the runs live in this process
 
-        def kill_children() -> None:
-            for process in list(processes):
-                if process.pid and process.is_alive():
-                    os.kill(process.pid, signal.SIGKILL)
+        def cancel_runs(task_ids: Collection[str]) -> None:
+            # Cancelled the way Celery cancels a job (billiard's terminate_job): a controlled
+            # termination, so Celery neither logs WorkerLostError nor fires task_failure, and
+            # nothing re-publishes a task whose hand-off already did. Only these runs are
+            # stopped; a child finishing another task still reports its result.
+            wanted = set(task_ids)
+            for request in list(worker_state.active_requests):
+                if request.id in wanted:
+                    request.cancel(pool, signal=signal.SIGKILL, emit_retry=False)
 
-        return kill_children
+        return cancel_runs
 
     def stop(self, worker: Any) -> None:
         """Wait for the drain (if any) to end, then give the lease back."""

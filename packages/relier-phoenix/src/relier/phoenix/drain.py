@@ -3,9 +3,11 @@
 On SIGTERM (or ``rl worker drain``) Celery stops consuming and kombu hands reserved messages
 back to their queues. The drain then lets running tasks finish until
 ``RELIER_GRACEFUL_SHUTDOWN_TIMEOUT``; whatever still runs at the deadline is handed off
-(lease released, re-queued on ``re-queue`` with its last checkpoint) and the runs left behind
-are stopped, so the worker exits 0 without losing or duplicating a committed result: a
-handed-off run that still finishes here is fenced off by the new epoch.
+(lease released, re-queued on ``re-queue`` with its last checkpoint) and only the runs of the
+handed-off tasks are stopped, so the worker exits 0 without losing or duplicating a committed
+result: a handed-off run that still finishes here is fenced off by the new epoch. A run that
+finished is never stopped: its pool child may still be reporting the result to Celery, and
+killing it then made Celery log ``WorkerLostError`` and the worker publish the task again.
 
 Progress is read from the ledger (the worker's set of owned tasks), not from the worker's own
 event loop, which may be busy running a task (solo pool) during the wait.
@@ -17,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import redis
 
@@ -36,12 +38,14 @@ class Drain:
 
     Args:
         keeper: The worker's lease keeper.
-        stop_runs: Stops the runs left after the hand-off. For a process pool it kills the
-            children (their tasks are already re-queued); without one (solo and threads pools
-            run tasks in this process) it is None and the process exits at once.
+        stop_runs: Stops the runs of the tasks it is given (all handed off, so already
+            re-queued). For a process pool it ends their pool children the way Celery cancels
+            a job; without one (solo and threads pools run tasks in this process) it is None
+            and the process exits at once when anything was handed off.
     """
 
-    def __init__(self, keeper: LeaseKeeper, stop_runs: Callable[[], None] | None) -> None:
+    def __init__(self, keeper: LeaseKeeper,
+                 stop_runs: Callable[[Collection[str]], None] | None) -> None:
         self.keeper = keeper
         self.stop_runs = stop_runs
         self.timeout = keeper.ledger.settings.graceful_shutdown_timeout
@@ -89,8 +93,12 @@ class Drain:
                                 task_id)
             log.warning("worker %s drained: %d task(s) handed off, 0 lost", keeper.hostname,
                         len(self.handed_off))
+            if not self.handed_off:
+                # Every task finished between the last look and the deadline: nothing to stop,
+                # Celery's warm shutdown collects the results still on their way.
+                return
             if self.stop_runs is not None:
-                self.stop_runs()
+                self.stop_runs(self.handed_off)
             else:
                 keeper.stop()
                 logging.shutdown()

@@ -79,6 +79,8 @@ class LeaseKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._suspects: set[str] = set()
+        # Tasks this process handed off (drain): their message is already published again.
+        self._handed_off: set[str] = set()
         self.renewals = 0
         self.lost_leases = 0
 
@@ -158,18 +160,25 @@ class LeaseKeeper:
 
     def release(self, task_id: str, *, kind: str, cause: str) -> TransitionReply:
         """Give up one of our tasks: re-queue it for another run (or dead-letter it)."""
-        return retry_transient(
+        reply = retry_transient(
             lambda: self.ledger.requeue(task_id, owner=self.worker_id,
                                         kind=kind, cause=cause),  # type: ignore[arg-type]
             f"release of {task_id}",
         )
+        if kind == "handoff" and reply.kind == "done":
+            self._handed_off.add(task_id)
+        return reply
 
     def release_lost(self, task_id: str, cause: str) -> str:
         """A pool child died under ``task_id``: run it again now (I4, no TTL wait).
 
         If the child died before it claimed the task, the broker message is already gone
-        (acknowledged at pickup), so the task is published again at once.
+        (acknowledged at pickup), so the task is published again at once. A task this process
+        handed off is not: its hand-off published it again already, and a second message
+        would be a duplicate.
         """
+        if task_id in self._handed_off:
+            return "skipped"
         reply = self.release(task_id, kind="killed", cause=cause)
         if reply.kind != "skipped":
             return reply.kind

@@ -1,0 +1,59 @@
+"""The drain's decisions without Redis: which runs it stops after its deadline."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from types import SimpleNamespace
+from typing import Any
+
+from relier.core.ops import TransitionReply
+from relier.phoenix.drain import Drain
+
+
+class FakeKeeper:
+    """Owns ``tasks`` until the drain's deadline; ``finished`` complete just before it."""
+
+    def __init__(self, tasks: set[str], finished: set[str]) -> None:
+        self.ledger = SimpleNamespace(settings=SimpleNamespace(graceful_shutdown_timeout=0.0))
+        self.hostname = "w@test"
+        self.tasks = tasks
+        self.finished = finished
+        self.released: list[tuple[str, str]] = []
+
+    def set_state(self, state: str) -> None:
+        pass
+
+    def owned(self) -> set[str]:
+        return set(self.tasks)
+
+    def release(self, task_id: str, *, kind: str, cause: str) -> TransitionReply:
+        self.released.append((task_id, kind))
+        return TransitionReply("skipped" if task_id in self.finished else "done")
+
+    def stop(self) -> None:
+        raise AssertionError("a process pool drain never exits the process itself")
+
+
+def run(keeper: Any) -> list[list[str]]:
+    stopped: list[list[str]] = []
+
+    def stop_runs(task_ids: Collection[str]) -> None:
+        stopped.append(sorted(task_ids))
+
+    drain = Drain(keeper, stop_runs=stop_runs)
+    drain.begin(0.0)
+    drain.wait()
+    assert drain.finished.is_set()
+    return stopped
+
+
+def test_only_handed_off_runs_are_stopped() -> None:
+    keeper = FakeKeeper({"a", "b"}, finished={"b"})
+    assert run(keeper) == [["a"]]
+    assert keeper.released == [("a", "handoff"), ("b", "handoff")]
+
+
+def test_nothing_is_stopped_when_every_task_finished_at_the_deadline() -> None:
+    # The tasks completed between the drain's last look and its deadline: their pool children
+    # may still be sending the results to Celery, so killing them would lose those reports.
+    assert run(FakeKeeper({"a"}, finished={"a"})) == []
