@@ -289,15 +289,19 @@ class Ops:
         queue: str,
         message: bytes = b"",
         idem_key: str = "",
+        max_handoffs: int = 10,
     ) -> Call[TransitionReply]:
-        """Take a running task from ``owner`` and queue it again, or dead-letter it."""
+        """Take a running task from ``owner`` and queue it again, or dead-letter it.
+
+        ``max_handoffs`` bounds the hand-offs of one task (``RELIER_MAX_HANDOFFS``).
+        """
         k = self.keys
         return Call(
             "task_requeue",
             [k.task(task_id), k.worker_tasks(owner), k.pending(queue), k.queue_seq,
              k.broker_list(queue),
              k.dlq, idem_key or k.task(task_id)],
-            [task_id, owner, kind, cause, queue, message],
+            [task_id, owner, kind, cause, queue, message, max_handoffs],
             _parse_transition,
         )
 

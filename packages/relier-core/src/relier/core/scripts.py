@@ -85,7 +85,7 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec(
             "task_requeue",
             ("record", "worker_tasks", "pending", "qseq", "queue_list", "dlq", "idem"),
-            ("task_id", "owner", "kind", "cause", "queue", "message"),
+            ("task_id", "owner", "kind", "cause", "queue", "message", "max_handoffs"),
         ),
         ScriptSpec(
             "task_republish",

@@ -193,6 +193,16 @@ class Settings:
             group="phoenix",
         ),
     )
+    max_handoffs: int = field(
+        default=10,
+        metadata=_meta(
+            "Times a task may be handed off (a draining or shutting-down worker gives its run "
+            "back, which is not a death) before it is dead-lettered (reason "
+            "max_handoffs_exceeded). Bounds a task that is interrupted on every run. 0: "
+            "dead-letter at the first hand-off.",
+            group="phoenix",
+        ),
+    )
     resurrection_check_interval: float = field(
         default=0.5,
         metadata=_meta("Longest sleep of the resurrector between passes (seconds).",
@@ -366,7 +376,8 @@ class Settings:
                     ENV_PREFIX + name.upper(), str(getattr(self, name)), "a number above 0"
                 )
         non_negative = (
-            "redis_health_check_interval", "max_resurrections", "graceful_shutdown_timeout",
+            "redis_health_check_interval", "max_resurrections", "max_handoffs",
+            "graceful_shutdown_timeout",
             "admission_limit", "admission_key_limit",
         )
         for name in non_negative:

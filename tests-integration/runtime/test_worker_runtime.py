@@ -1,0 +1,106 @@
+"""The worker runtime keeps the promise: a task leaves once, never loops, never vanishes.
+
+Regression tests of issue 10 (items 2, 7 and 13), with real workers on a real Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from relier_testing import runtime_tasks
+from relier_testing.helpers import KEYS, counter, record, wait_for
+from relier_testing.workers import WorkerProcess
+
+IMPORTS = {"RELIER_IMPORTS": "relier_testing.tasks,relier_testing.runtime_tasks"}
+
+
+@pytest.fixture
+def client(relier_env: dict[str, str]) -> redis.Redis:
+    return redis.Redis.from_url(relier_env["RELIER_REDIS_URL"])
+
+
+def dead(client: redis.Redis, task_id: str) -> bool:
+    return client.hget(KEYS.task(task_id), "s") == b"dead"
+
+
+# -- item 2: a body raising a shutdown exception is not a hand-off -----------------------------
+@pytest.mark.parametrize(("task", "pool", "name"), [
+    ("raises_cancelled", "prefork", "asyncio.CancelledError"),
+    ("raises_system_exit", "solo", "SystemExit"),
+    ("raises_keyboard_interrupt", "prefork", "KeyboardInterrupt"),
+])
+def test_body_raising_shutdown_exception_runs_once_and_is_dead_lettered(
+    relier_worker: Callable[..., WorkerProcess], client: redis.Redis, task: str, pool: str,
+    name: str,
+) -> None:
+    relier_worker(pool=pool, concurrency=1, env=IMPORTS)
+    receipt = getattr(runtime_tasks, task).push(task)
+    wait_for(lambda: dead(client, receipt.id), 20, f"{task} dead-lettered")
+    time.sleep(1.5)  # a looping task would have run again by now
+    assert counter(client, "start", task) == 1
+    rec = record(client, receipt.id)
+    assert rec.state == "dead"
+    assert rec.reason == name.rsplit(".", 1)[-1]
+    assert name in rec.message
+    assert "not shutting down" in rec.message
+    assert client.zscore(KEYS.dlq, receipt.id) is not None
+    assert len(rec.history) == 1
+
+
+def _running_task(ledger: object, worker_id: str) -> str:
+    """A task dispatched and claimed by ``worker_id`` (no worker process involved)."""
+    from relier.core import scripts
+    from relier.phoenix import Ledger
+
+    assert isinstance(ledger, Ledger)
+    receipt = runtime_tasks.echo.push("x")
+    scripts(ledger.client).run(ledger.ops.register_worker(
+        worker_id=worker_id, ttl_ms=60_000, facts={"hostname": "h"}))
+    reply = scripts(ledger.client).run(ledger.ops.claim(
+        task_id=receipt.id, worker_id=worker_id, queue="default"))
+    assert reply.kind == "claimed"
+    return receipt.id
+
+
+def test_hand_offs_are_capped_in_the_requeue_script(
+    relier_env: dict[str, str], client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relier.core import scripts
+    from relier.core.settings import reset_settings
+    from relier.phoenix import Ledger
+
+    monkeypatch.setenv("RELIER_MAX_HANDOFFS", "2")
+    reset_settings(None)
+    ledger = Ledger()
+    task_id = _running_task(ledger, "w1")
+    outcomes = []
+    for _ in range(3):
+        outcomes.append(ledger.requeue(task_id, owner="w1", kind="handoff",
+                                       cause="drain deadline").kind)
+        if outcomes[-1] == "done":  # the next incarnation, on the same worker
+            assert scripts(client).run(ledger.ops.claim(
+                task_id=task_id, worker_id="w1", queue="re-queue")).kind == "claimed"
+    assert outcomes == ["done", "done", "dead"]
+    rec = record(client, task_id)
+    assert rec.state == "dead"
+    assert rec.reason == "max_handoffs_exceeded"
+    assert "RELIER_MAX_HANDOFFS=2" in rec.message
+    assert rec.resurrections == 0  # hand-offs are not deaths
+    assert client.zscore(KEYS.dlq, task_id) is not None
+
+
+def test_shutting_down_is_read_from_the_worker_state(
+    relier_env: dict[str, str], client: redis.Redis
+) -> None:
+    from relier.phoenix import Ledger
+    from relier.phoenix.drain import shutting_down
+
+    ledger = Ledger()
+    client.hset(KEYS.worker("w1"), mapping={"hostname": "h", "state": "running"})
+    assert not shutting_down(ledger, "w1", settle=0.2)
+    client.hset(KEYS.worker("w1"), "state", "draining")
+    assert shutting_down(ledger, "w1", settle=0.2)
