@@ -5,6 +5,9 @@ Regression tests of issue 10 (items 2, 7 and 13), with real workers on a real Re
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -104,3 +107,38 @@ def test_shutting_down_is_read_from_the_worker_state(
     assert not shutting_down(ledger, "w1", settle=0.2)
     client.hset(KEYS.worker("w1"), "state", "draining")
     assert shutting_down(ledger, "w1", settle=0.2)
+
+
+def rl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "relier.cli", *args], capture_output=True,
+                          text=True, env={**os.environ, **env}, timeout=60, check=False)
+
+
+# -- item 7: a legacy message that cannot be adopted is dead-lettered with its raw body -----
+@pytest.mark.parametrize("accept_unsigned", ["true", "false"])
+def test_unadoptable_legacy_message_is_dead_lettered_with_its_raw_body(
+    relier_worker: Callable[..., WorkerProcess], relier_env: dict[str, str],
+    client: redis.Redis, accept_unsigned: str,
+) -> None:
+    relier_worker(concurrency=1, env={**IMPORTS, "RELIER_ACCEPT_UNSIGNED": accept_unsigned})
+    task_id = runtime_tasks.echo.delay(float("nan")).id
+    wait_for(lambda: client.zscore(KEYS.dlq, task_id) is not None, 20,
+             "the legacy message in the DLQ")
+    rec = record(client, task_id)
+    assert rec.state == "dead"
+    assert rec.task_name == "relier_testing.runtime_tasks.echo"
+    assert rec.reason == ("LegacyAdoptionFailed" if accept_unsigned == "true"
+                          else "LegacyMessageRejectedError")
+    if accept_unsigned == "true":
+        assert "nan" in rec.message
+        assert "push()" in rec.message
+    raw = client.get(KEYS.envelope(task_id))
+    assert raw is not None
+    assert raw.startswith(b"[[NaN], {}")  # the body as Celery sent it
+    assert counter(client, "start", "echo") == 0  # never ran
+    listed = rl("dlq", "list", env=relier_env)
+    assert listed.returncode == 0, listed.stderr
+    assert task_id[:8] in listed.stdout
+    shown = rl("dlq", "show", task_id, env=relier_env)
+    assert shown.returncode == 0, shown.stderr
+    assert rec.reason in shown.stdout

@@ -70,10 +70,21 @@ class PhoenixMiddleware(Middleware):
         """Claim the task, or skip a delivery that must not run."""
         if job.legacy and not self.ledger.settings.accept_unsigned:
             self._dead_letter_unclaimed(
-                job, LegacyMessageRejectedError(job.options.name),
-                raw=codec.encode([list(job.message_args), job.message_kwargs], "message"),
+                job, LegacyMessageRejectedError(job.options.name), raw=self._raw(job),
             )
             raise SkipRun("plain Celery message rejected (RELIER_ACCEPT_UNSIGNED=false)")
+        adoption_error = job.scratch.get("adoption_error") if job.legacy else None
+        if adoption_error is not None:
+            # A plain Celery message that cannot become a Relier task (its arguments have no
+            # envelope form, e.g. NaN): acknowledged already, so the DLQ is its only way out.
+            self._dead_letter_unclaimed(
+                job, adoption_error, raw=self._raw(job), reason="LegacyAdoptionFailed",
+                message=f"a plain Celery message (.delay()/.apply_async()) for "
+                        f"{job.options.name} could not be adopted as a Relier task: "
+                        f"{adoption_error}. Its raw body is kept here; send the task with "
+                        "push()/apush() and JSON arguments",
+            )
+            raise SkipRun("plain Celery message not adoptable (dead-lettered with its body)")
 
         ledger = self.ledger
         call = ledger.ops.claim(
@@ -219,6 +230,17 @@ class PhoenixMiddleware(Middleware):
         else:
             log.warning("task %s: run fenced off: failure of epoch %d not recorded, a newer "
                         "incarnation owns the task", job.task_id, job.epoch)
+
+    @staticmethod
+    def _raw(job: Job) -> bytes:
+        """The raw body of a plain Celery message (the runtime keeps it in ``scratch``)."""
+        raw = job.scratch.get("raw")
+        if isinstance(raw, bytes) and raw:
+            return raw
+        try:
+            return codec.encode([list(job.message_args), job.message_kwargs], "message")
+        except TypeError:
+            return repr([list(job.message_args), job.message_kwargs]).encode()
 
     def _dead_letter_unclaimed(
         self, job: Job, error: BaseException, *, raw: bytes, reason: str = "",
