@@ -368,7 +368,7 @@ def raw_body(request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> byt
     embed = {name: getattr(request, name, None)
              for name in ("callbacks", "errbacks", "chain", "chord")}
     try:
-        _, _, data = dumps([list(args), kwargs, embed], serializer="json")
+        _, _, data = dumps([list(args), kwargs, embed], serializer="json")  # type: ignore[no-untyped-call]
     except Exception:  # keep something rather than nothing
         data = repr([list(args), kwargs, embed])
     return data.encode() if isinstance(data, str) else bytes(data)
