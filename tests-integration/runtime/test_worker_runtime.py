@@ -5,18 +5,21 @@ Regression tests of issue 10 (items 2, 7 and 13), with real workers on a real Re
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
 
 from relier_testing import runtime_tasks
 from relier_testing.helpers import KEYS, counter, record, wait_for
-from relier_testing.workers import WorkerProcess
+from relier_testing.workers import ManagedProcess, WorkerProcess
 
 IMPORTS = {"RELIER_IMPORTS": "relier_testing.tasks,relier_testing.runtime_tasks"}
 
@@ -142,3 +145,102 @@ def test_unadoptable_legacy_message_is_dead_lettered_with_its_raw_body(
     shown = rl("dlq", "show", task_id, env=relier_env)
     assert shown.returncode == 0, shown.stderr
     assert rec.reason in shown.stdout
+
+
+# -- item 13: the documented worker command registers the project's tasks; an unregistered
+# -- task is re-queued for a worker that has it or dead-lettered promptly -----------------------
+SEED_COMMAND = ("celery -A relier.tasks.app worker -l info "
+                "-Q high_priority,default,low_priority,re-queue")
+
+PROJECT_TASKS = '''
+from relier import rl_task
+
+
+@rl_task()
+def greet(name: str) -> str:
+    return f"hello {name}"
+'''
+
+
+def test_seed_worker_command_imports_tasks_py_from_its_directory(
+    relier_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "tasks.py").write_text(PROJECT_TASKS)
+    env = {k: v for k, v in relier_env.items() if k != "RELIER_IMPORTS"}
+    monkeypatch.delenv("RELIER_IMPORTS")
+    celery = str(Path(sys.executable).parent / "celery")
+    worker = ManagedProcess([celery, *SEED_COMMAND.split()[1:]], env=env, cwd=tmp_path)
+    worker.ready_marker = " ready."
+    assert "RELIER_IMPORTS" not in worker.env
+    worker.start()
+    try:
+        worker.wait_ready()
+        monkeypatch.syspath_prepend(str(tmp_path))
+        project = importlib.import_module("tasks")
+        try:
+            assert project.greet.push("seeds").get(timeout=15) == "hello seeds"
+        finally:
+            sys.modules.pop("tasks", None)
+        log = worker.log()
+        assert f"imported tasks from {tmp_path / 'tasks.py'}" in log
+        assert "runs 1 Relier task(s): tasks.greet" in log
+    finally:
+        worker.stop(timeout=10)
+
+
+def test_worker_without_tasks_says_so_loudly(
+    relier_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    worker = relier_worker(concurrency=1, env={"RELIER_IMPORTS": ""}, cwd=tmp_path)
+    assert "has NO Relier task registered" in worker.log()
+
+
+def test_unregistered_task_is_dead_lettered_promptly_naming_the_workers(
+    relier_worker: Callable[..., WorkerProcess], client: redis.Redis
+) -> None:
+    lacking = relier_worker(concurrency=1)  # imports relier_testing.tasks only
+    started = time.monotonic()
+    receipt = runtime_tasks.echo.push(1)
+    legacy_id = runtime_tasks.echo.delay(2).id
+    wait_for(lambda: dead(client, receipt.id) and dead(client, legacy_id), 15,
+             "both messages dead-lettered")
+    assert time.monotonic() - started < 15  # not the ~61 s NeverClaimed path
+    for task_id in (receipt.id, legacy_id):
+        rec = record(client, task_id)
+        assert rec.reason == "UnregisteredTask"
+        assert "relier_testing.runtime_tasks.echo" in rec.message
+        assert lacking.hostname in rec.message
+        assert client.zscore(KEYS.dlq, task_id) is not None
+    assert client.get(KEYS.envelope(legacy_id)).startswith(b"[[2], {}")  # type: ignore[union-attr]
+    assert counter(client, "start", "echo") == 0
+
+
+def test_unregistered_task_is_requeued_for_a_worker_that_has_it(
+    relier_worker: Callable[..., WorkerProcess], client: redis.Redis
+) -> None:
+    relier_worker(concurrency=1, queues=("default",))  # lacks runtime_tasks
+    relier_worker(concurrency=1, queues=("default",), env=IMPORTS)
+    receipts = [runtime_tasks.echo.push(i) for i in range(6)]
+    assert [r.get(timeout=30) for r in receipts] == list(range(6))
+    assert client.zcard(KEYS.dlq) == 0
+
+
+def test_doctor_and_worker_list_show_registered_tasks(
+    relier_worker: Callable[..., WorkerProcess], relier_env: dict[str, str],
+    client: redis.Redis,
+) -> None:
+    worker = relier_worker(concurrency=1, queues=("high_priority", "re-queue"))
+    healthy = rl("doctor", env=relier_env)
+    assert "registered tasks" in healthy.stdout, healthy.stdout
+    runtime_tasks.echo.push(1)  # queued on default, which this worker does not consume
+    doctor = rl("doctor", env=relier_env)
+    assert doctor.returncode == 1, doctor.stdout
+    assert "relier_testing.runtime_tasks.echo (1)" in doctor.stdout
+    listed = rl("worker", "list", "--json", env=relier_env)
+    rows = json.loads(listed.stdout)
+    assert [r["hostname"] for r in rows] == [worker.hostname]
+    assert "relier_testing.tasks.add" in rows[0]["tasks"]
+    assert rows[0]["tasks"] == sorted(rows[0]["tasks"])
+    assert "relier_testing.runtime_tasks.echo" not in rows[0]["tasks"]
+    table = rl("worker", "list", env={**relier_env, "COLUMNS": "400"})
+    assert "relier_testing.tasks.add" in table.stdout

@@ -106,6 +106,20 @@ def doctor_report() -> dict[str, Any]:
         "a live worker consumes re-queue" if "re-queue" in consumed else "nobody consumes it",
         "add -Q re-queue to a worker, or resurrected tasks never run", "warn")
     add("dead-letter queue", True, f"{data['dead_letters']} entries", "")
+    if live:
+        from relier.phoenix.registry import unregistered_queued
+
+        sample = 500
+        missing, seen = unregistered_queued(led, queues, sample)
+        data["unregistered_tasks"] = missing
+        add("registered tasks", not missing,
+            f"every queued task has a live worker that registered it "
+            f"({seen} queued id(s) checked, at most {sample} per queue)" if not missing else
+            "queued tasks no live worker registered: " + ", ".join(
+                f"{name} ({n})" for name, n in sorted(missing.items())) +
+            f" (of at most {sample} queued ids per queue)",
+            "make the workers import the modules of these tasks (RELIER_IMPORTS, --include, "
+            "or a tasks.py in their directory); `rl worker list` shows what each registered")
     data["healthy"] = all(c["status"] != "fail" for c in checks)
     return data
 
@@ -411,8 +425,22 @@ def worker_rows() -> list[dict[str, Any]]:
             "state": facts.get("state", "") if deadline >= now else "expired",
             "lease_expires_in_ms": int(deadline) - now,
             "started": when(int(facts.get("started", 0) or 0)),
+            "tasks": _task_names(facts.get("tasks")),
         })
     return rows
+
+
+def _task_names(raw: str | None) -> list[str] | None:
+    """The JSON array a worker publishes in its ``tasks`` fact (None: it publishes none)."""
+    import json
+
+    if raw is None:
+        return None
+    try:
+        names = json.loads(raw)
+    except ValueError:
+        return None
+    return [str(n) for n in names] if isinstance(names, list) else None
 
 
 @worker_app.command("list")
@@ -424,11 +452,13 @@ def worker_list(as_json: bool = JSON_OPTION) -> None:
         print_json(rows)
         return
     table("Workers", ["hostname", "pid", "host", "queues", "pool", "running", "state",
-                      "lease", "started"],
+                      "lease", "started", "tasks"],
           [(r["hostname"], r["pid"], r["host"], r["queues"],
             f"{r['pool']} x{r['concurrency']}", r["running"], r["state"],
             ago(r["lease_expires_in_ms"]) if r["lease_expires_in_ms"] > 0 else "expired",
-            r["started"]) for r in rows], empty="no worker registered")
+            r["started"], "?" if r["tasks"] is None else
+            ", ".join(r["tasks"]) or "NONE registered") for r in rows],
+          empty="no worker registered")
 
 
 @worker_app.command("drain")

@@ -325,6 +325,19 @@ class Ops:
             _parse_transition,
         )
 
+    def reject(
+        self, *, task_id: str, queue: str, reason: str, exc_type: str = "", message: str = "",
+        idem_key: str = "",
+    ) -> Call[bool]:
+        """Dead-letter a queued task no worker can run; False when it is not queued any more."""
+        k = self.keys
+        return Call(
+            "task_reject",
+            [k.task(task_id), k.pending(queue), k.dlq, idem_key or k.task(task_id)],
+            [task_id, reason, exc_type, message],
+            _parse_flag,
+        )
+
     def release(
         self, *, task_id: str, queue: str, message: bytes, idem_key: str = ""
     ) -> Call[TransitionReply]:

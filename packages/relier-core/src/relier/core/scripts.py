@@ -92,6 +92,11 @@ SPECS: dict[str, ScriptSpec] = {
             ("record", "pending", "qseq", "queue_list", "dlq", "idem"),
             ("task_id", "seq", "message", "max_republish"),
         ),
+        ScriptSpec(
+            "task_reject",
+            ("record", "pending", "dlq", "idem"),
+            ("task_id", "reason", "exc_type", "message"),
+        ),
         ScriptSpec("task_checkpoint", ("record",), ("epoch", "checkpoint")),
         ScriptSpec(
             "dlq_release",
