@@ -145,8 +145,11 @@ class Settings:
     # -- Tasks and workers ---------------------------------------------------------------------
     imports: str = field(
         default="",
-        metadata=_meta("Comma-separated modules holding @rl_task functions; workers import them.",
-                       group="tasks"),
+        metadata=_meta(
+            "Comma-separated modules holding @rl_task functions; workers import them. Unset: a "
+            "worker imports a `tasks` module from the directory it starts in, if there is one.",
+            group="tasks",
+        ),
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = field(
         default="INFO", metadata=_meta("Log level of Relier's own loggers.", group="tasks")
