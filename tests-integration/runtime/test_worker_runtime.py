@@ -241,6 +241,7 @@ def test_doctor_and_worker_list_show_registered_tasks(
     assert [r["hostname"] for r in rows] == [worker.hostname]
     assert "relier_testing.tasks.add" in rows[0]["tasks"]
     assert rows[0]["tasks"] == sorted(rows[0]["tasks"])
+    assert not [n for n in rows[0]["tasks"] if n.startswith("celery.")]
     assert "relier_testing.runtime_tasks.echo" not in rows[0]["tasks"]
     table = rl("worker", "list", env={**relier_env, "COLUMNS": "400"})
     assert "relier_testing.tasks.add" in table.stdout

@@ -38,7 +38,12 @@ from relier.core.preflight import preflight
 from relier.phoenix.drain import Drain
 from relier.phoenix.lease import LeaseKeeper, current_keeper
 from relier.phoenix.ledger import Ledger
-from relier.phoenix.registry import TASKS_FACT, handle_unknown, registered_task_names
+from relier.phoenix.registry import (
+    TASKS_FACT,
+    handle_unknown,
+    registered_task_names,
+    relier_task_names,
+)
 from relier.phoenix.resurrector import Resurrector
 
 __all__ = ["PhoenixStep", "install", "uninstall"]
@@ -139,6 +144,7 @@ class PhoenixStep(bootsteps.StartStopStep):  # type: ignore[misc]
         # Every module the worker imports (RELIER_IMPORTS, --include, a local tasks.py) is
         # imported by now: these are the tasks this worker can run, published with its lease.
         self.task_names = registered_task_names(worker.app.tasks)
+        self.relier_names = relier_task_names(worker.app.tasks)
         self.keeper = LeaseKeeper(
             ledger, hostname=worker.hostname, queues=queues, active_ids=_active_ids,
             on_drain=_request_drain,
@@ -160,9 +166,9 @@ class PhoenixStep(bootsteps.StartStopStep):  # type: ignore[misc]
             log.critical("%s", exc)
             raise
         self.keeper.start()
-        if self.task_names:
+        if self.relier_names:
             log.info("worker %s runs %d Relier task(s): %s", worker.hostname,
-                     len(self.task_names), ", ".join(self.task_names))
+                     len(self.relier_names), ", ".join(self.relier_names))
         else:
             log.warning(
                 "\n%s\nworker %s has NO Relier task registered: every message it takes is "

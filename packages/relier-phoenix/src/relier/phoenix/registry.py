@@ -1,8 +1,8 @@
 """Which worker can run which task, and what happens to a message nobody here registered.
 
-Every worker publishes the sorted names of the Relier tasks it registered, as a JSON array in
-the ``tasks`` field of its facts hash (``rl:w:{<worker id>}``), when it takes its lease. From
-that:
+Every worker publishes the sorted names of the tasks it registered (Relier tasks and plain
+Celery ones, not Celery's built-in ``celery.*``), as a JSON array in the ``tasks`` field of its
+facts hash (``rl:w:{<worker id>}``), when it takes its lease. From that:
 
 - a worker that receives a message for a name it does not know (Celery's ``task_unknown``
   signal; Celery has already dropped the message) re-queues the task through the ledger when
@@ -36,6 +36,7 @@ __all__ = [
     "handle_unknown",
     "live_workers",
     "registered_task_names",
+    "relier_task_names",
     "unregistered_queued",
 ]
 
@@ -49,7 +50,16 @@ UNKNOWN_HEADER = "rl_unknown"
 
 
 def registered_task_names(tasks: Mapping[str, Any]) -> list[str]:
-    """Sorted names of the Relier tasks in a Celery task registry."""
+    """Sorted names of the tasks a worker can run (Celery's own ``celery.*`` tasks left out).
+
+    Plain Celery tasks count too: a message for one of them may also reach a worker that
+    lacks it, and must then go to one that has it.
+    """
+    return sorted(name for name in tasks if not name.startswith("celery."))
+
+
+def relier_task_names(tasks: Mapping[str, Any]) -> list[str]:
+    """Sorted names of the Relier (``@rl_task``) tasks in a Celery task registry."""
     return sorted(name for name, task in tasks.items()
                   if getattr(task, "_relier_spec", None) is not None)
 
