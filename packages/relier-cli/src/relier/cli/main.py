@@ -146,6 +146,20 @@ def doctor_report() -> dict[str, Any]:
         "run `rl run-resurrector` (one or two per cluster)")
     checks.append(requeue_consumer_check(len(live), consumed))
     add("dead-letter queue", True, f"{data['dead_letters']} entries", "")
+    if live:
+        from relier.phoenix.registry import unregistered_queued
+
+        sample = 500
+        missing, seen = unregistered_queued(led, queues, sample)
+        data["unregistered_tasks"] = missing
+        add("registered tasks", not missing,
+            f"every queued task has a live worker that registered it "
+            f"({seen} queued id(s) checked, at most {sample} per queue)" if not missing else
+            "queued tasks no live worker registered: " + ", ".join(
+                f"{name} ({n})" for name, n in sorted(missing.items())) +
+            f" (of at most {sample} queued ids per queue)",
+            "make the workers import the modules of these tasks (RELIER_IMPORTS, --include, "
+            "or a tasks.py in their directory); `rl worker list` shows what each registered")
     data["healthy"] = all(c["status"] != "fail" for c in checks)
     return data
 
@@ -474,12 +488,14 @@ def worker_list(as_json: bool = JSON_OPTION) -> None:
         print_typed(rows)
         return
     table("Workers", ["hostname", "pid", "host", "queues", "pool", "running", "state",
-                      "lease", "started"],
+                      "lease", "started", "tasks"],
           [(r.hostname, r.pid or "", r.host, ",".join(r.queues),
             f"{r.pool} x{r.concurrency or '?'}", r.running, r.state,
             ago((r.lease_expires_in_s or 0) * 1000) if (r.lease_expires_in_s or 0) > 0
             else "expired",
-            when(r.started_ms or 0)) for r in rows], empty="no worker registered")
+            when(r.started_ms or 0),
+            "?" if r.tasks is None else ", ".join(r.tasks) or "NONE registered")
+           for r in rows], empty="no worker registered")
 
 
 @worker_app.command("drain")

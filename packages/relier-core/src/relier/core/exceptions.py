@@ -20,6 +20,7 @@ __all__ = [
     "IdempotencyInFlightError",
     "IdempotencyKeyError",
     "LegacyMessageRejectedError",
+    "MaxHandoffsExceededError",
     "MaxResurrectionsExceededError",
     "MigrationMissingError",
     "PayloadIntegrityError",
@@ -285,6 +286,19 @@ class MaxResurrectionsExceededError(RelierError):
         super().__init__(
             f"task {task_id} lost its worker {count} times and was dead-lettered. "
             "`rl tasks show <id>` lists the kill cause of every attempt."
+        )
+
+
+class MaxHandoffsExceededError(RelierError):
+    """A task was handed off more often than ``RELIER_MAX_HANDOFFS`` allows; dead-lettered."""
+
+    def __init__(self, task_id: str, count: int) -> None:
+        self.task_id = task_id
+        self.count = count
+        super().__init__(
+            f"task {task_id} was handed off {count} times (its run interrupted by a worker "
+            "shutdown each time) and was dead-lettered. `rl tasks show <id>` lists every "
+            "attempt; raise RELIER_MAX_HANDOFFS if your deploys interrupt it legitimately."
         )
 
 

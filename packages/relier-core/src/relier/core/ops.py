@@ -308,15 +308,19 @@ class Ops:
         queue: str,
         message: bytes = b"",
         idem_key: str = "",
+        max_handoffs: int = 10,
     ) -> Call[TransitionReply]:
-        """Take a running task from ``owner`` and queue it again, or dead-letter it."""
+        """Take a running task from ``owner`` and queue it again, or dead-letter it.
+
+        ``max_handoffs`` bounds the hand-offs of one task (``RELIER_MAX_HANDOFFS``).
+        """
         k = self.keys
         return Call(
             "task_requeue",
             [k.task(task_id), k.worker_tasks(owner), k.pending(queue), k.queue_seq,
              k.broker_list(queue),
              k.dlq, idem_key or k.task(task_id)],
-            [task_id, owner, kind, cause, queue, message],
+            [task_id, owner, kind, cause, queue, message, max_handoffs],
             _parse_transition,
         )
 
@@ -338,6 +342,19 @@ class Ops:
              idem_key or k.task(task_id)],
             [task_id, seq, message, max_republish],
             _parse_transition,
+        )
+
+    def reject(
+        self, *, task_id: str, queue: str, reason: str, exc_type: str = "", message: str = "",
+        idem_key: str = "",
+    ) -> Call[bool]:
+        """Dead-letter a queued task no worker can run; False when it is not queued any more."""
+        k = self.keys
+        return Call(
+            "task_reject",
+            [k.task(task_id), k.pending(queue), k.dlq, idem_key or k.task(task_id)],
+            [task_id, reason, exc_type, message],
+            _parse_flag,
         )
 
     def release(

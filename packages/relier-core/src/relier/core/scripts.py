@@ -85,12 +85,17 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec(
             "task_requeue",
             ("record", "worker_tasks", "pending", "qseq", "queue_list", "dlq", "idem"),
-            ("task_id", "owner", "kind", "cause", "queue", "message"),
+            ("task_id", "owner", "kind", "cause", "queue", "message", "max_handoffs"),
         ),
         ScriptSpec(
             "task_republish",
             ("record", "pending", "qseq", "queue_list", "dlq", "idem"),
             ("task_id", "seq", "message", "max_republish"),
+        ),
+        ScriptSpec(
+            "task_reject",
+            ("record", "pending", "dlq", "idem"),
+            ("task_id", "reason", "exc_type", "message"),
         ),
         ScriptSpec("task_checkpoint", ("record",), ("epoch", "checkpoint")),
         ScriptSpec(

@@ -148,8 +148,11 @@ class Settings:
     # -- Tasks and workers ---------------------------------------------------------------------
     imports: str = field(
         default="",
-        metadata=_meta("Comma-separated modules holding @rl_task functions; workers import them.",
-                       group="tasks"),
+        metadata=_meta(
+            "Comma-separated modules holding @rl_task functions; workers import them. Unset: a "
+            "worker imports a `tasks` module from the directory it starts in, if there is one.",
+            group="tasks",
+        ),
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = field(
         default="INFO", metadata=_meta("Log level of Relier's own loggers.", group="tasks")
@@ -193,6 +196,16 @@ class Settings:
             "Default number of times a task may be resurrected after its worker died before it "
             "is dead-lettered (reason max_resurrections_exceeded). 0: dead-letter the first "
             "orphan.",
+            group="phoenix",
+        ),
+    )
+    max_handoffs: int = field(
+        default=10,
+        metadata=_meta(
+            "Times a task may be handed off (a draining or shutting-down worker gives its run "
+            "back, which is not a death) before it is dead-lettered (reason "
+            "max_handoffs_exceeded). Bounds a task that is interrupted on every run. 0: "
+            "dead-letter at the first hand-off.",
             group="phoenix",
         ),
     )
@@ -378,7 +391,8 @@ class Settings:
                     ENV_PREFIX + name.upper(), str(getattr(self, name)), "a number above 0"
                 )
         non_negative = (
-            "redis_health_check_interval", "max_resurrections", "graceful_shutdown_timeout",
+            "redis_health_check_interval", "max_resurrections", "max_handoffs",
+            "graceful_shutdown_timeout",
             "admission_limit", "admission_key_limit",
         )
         for name in non_negative:

@@ -7,7 +7,12 @@
   thread, and on shutdown waits for the drain before giving the lease back;
 - ``task_failure`` with ``WorkerLostError`` (a pool child died under a task while the main
   process lives) releases that task at once, with the signal or exit code as the cause (I4);
-- ``worker_shutting_down`` (SIGTERM) starts the drain.
+- ``worker_shutting_down`` (SIGTERM) starts the drain;
+- ``task_unknown`` (a message for a task this worker did not register, which Celery drops)
+  re-queues the task for a worker that has it, or dead-letters it as ``UnregisteredTask``.
+
+The bootstep also publishes the worker's registered Relier task names in its facts, and warns
+loudly when there is none (the worker would run nothing).
 
 ``uninstall(app)`` disconnects the signals; the bootstep stays registered on the app class
 until the app is discarded (Celery has no way to remove one).
@@ -15,6 +20,7 @@ until the app is discarded (Celery has no way to remove one).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -24,7 +30,7 @@ from typing import Any
 
 from celery import Celery, bootsteps
 from celery.exceptions import WorkerLostError
-from celery.signals import task_failure, worker_shutting_down
+from celery.signals import task_failure, task_unknown, worker_shutting_down
 from celery.worker import state as worker_state
 
 from relier.core.connection import redis_client
@@ -33,6 +39,12 @@ from relier.core.preflight import preflight
 from relier.phoenix.drain import Drain
 from relier.phoenix.lease import LeaseKeeper, current_keeper
 from relier.phoenix.ledger import Ledger
+from relier.phoenix.registry import (
+    TASKS_FACT,
+    handle_unknown,
+    registered_task_names,
+    relier_task_names,
+)
 from relier.phoenix.resurrector import Resurrector
 
 __all__ = ["PhoenixStep", "install", "uninstall"]
@@ -130,11 +142,16 @@ class PhoenixStep(bootsteps.StartStopStep):  # type: ignore[misc]
         ledger = Ledger()
         queues = sorted(q.name for q in worker.app.amqp.queues.consume_from.values()) if (
             worker.app.amqp.queues.consume_from) else sorted(worker.app.amqp.queues)
+        # Every module the worker imports (RELIER_IMPORTS, --include, a local tasks.py) is
+        # imported by now: these are the tasks this worker can run, published with its lease.
+        self.task_names = registered_task_names(worker.app.tasks)
+        self.relier_names = relier_task_names(worker.app.tasks)
         self.keeper = LeaseKeeper(
             ledger, hostname=worker.hostname, queues=queues, active_ids=_active_ids,
             on_drain=_request_drain,
             facts={"pool": getattr(worker.pool_cls, "__module__", "").rsplit(".", 1)[-1],
-                   "concurrency": str(worker.concurrency)},
+                   "concurrency": str(worker.concurrency),
+                   TASKS_FACT: json.dumps(self.task_names)},
         )
         import relier.phoenix.lease as lease_module
 
@@ -150,6 +167,16 @@ class PhoenixStep(bootsteps.StartStopStep):  # type: ignore[misc]
             log.critical("%s", exc)
             raise
         self.keeper.start()
+        if self.relier_names:
+            log.info("worker %s runs %d Relier task(s): %s", worker.hostname,
+                     len(self.relier_names), ", ".join(self.relier_names))
+        else:
+            log.warning(
+                "\n%s\nworker %s has NO Relier task registered: every message it takes is "
+                "dead-lettered as UnregisteredTask or re-queued for another worker.\nSet "
+                "RELIER_IMPORTS to the modules holding your @rl_task functions (e.g. "
+                "RELIER_IMPORTS=myproject.tasks), pass --include, or start the worker in the "
+                "directory that holds tasks.py.\n%s", "!" * 78, worker.hostname, "!" * 78)
         stop_runs = self._stop_runs(worker)
         _drain = Drain(self.keeper, stop_runs=stop_runs)
         self.resurrector: Resurrector | None = None
@@ -209,6 +236,35 @@ def _on_task_failure(sender: Any = None, task_id: str | None = None,
                       "reconciliation will retry", task_id)
 
 
+def _on_task_unknown(sender: Any = None, message: Any = None, name: str | None = None,
+                     **kwargs: Any) -> None:
+    # Celery has rejected the message (it is gone from the broker) and logged the error; the
+    # task must still leave one way: re-queued for a worker that has it, or dead-lettered.
+    keeper = current_keeper()
+    task_id = kwargs.get("id")
+    if keeper is None or message is None or not name or not task_id:
+        return
+    body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+    queue = (message.delivery_info or {}).get("routing_key") or ""
+    try:
+        outcome = handle_unknown(
+            keeper.ledger, task_id=task_id, name=name, queue=queue, body=body,
+            headers=message.headers or {}, content_type=message.content_type or "",
+            content_encoding=message.content_encoding or "",
+        )
+    except Exception:
+        log.exception("task %s (%s): not registered here, and it could not be re-queued or "
+                      "dead-lettered; the resurrector's lost-message pass re-publishes it",
+                      task_id, name)
+        return
+    if outcome == "dead":
+        log.error("task %s dead-lettered as UnregisteredTask: no live worker registered %r "
+                  "(`rl dlq show %s`)", task_id, name, task_id)
+    elif outcome in ("requeued", "put_back"):
+        log.warning("task %s (%s) is not registered by this worker (%s); re-queued for a worker "
+                    "that has it", task_id, name, keeper.hostname)
+
+
 def _on_shutting_down(sig: str | None = None, how: str | None = None, **_: Any) -> None:
     if _drain is not None:
         _drain.begin(_requested_timeout)
@@ -221,6 +277,7 @@ def install(app: Celery) -> Celery:
     task_failure.connect(_on_task_failure, weak=False, dispatch_uid="relier-phoenix-loss")
     worker_shutting_down.connect(_on_shutting_down, weak=False,
                                  dispatch_uid="relier-phoenix-drain")
+    task_unknown.connect(_on_task_unknown, weak=False, dispatch_uid="relier-phoenix-unknown")
     return app
 
 
@@ -228,3 +285,4 @@ def uninstall(app: Celery) -> None:
     """Disconnect Phoenix's signals."""
     task_failure.disconnect(dispatch_uid="relier-phoenix-loss")
     worker_shutting_down.disconnect(dispatch_uid="relier-phoenix-drain")
+    task_unknown.disconnect(dispatch_uid="relier-phoenix-unknown")

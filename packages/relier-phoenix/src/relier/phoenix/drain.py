@@ -28,9 +28,12 @@ from relier.core.settings import Settings
 from relier.phoenix.lease import LeaseKeeper
 from relier.phoenix.ledger import Ledger
 
-__all__ = ["Drain", "request_drain"]
+__all__ = ["Drain", "request_drain", "shutting_down"]
 
 log = logging.getLogger("relier.phoenix.drain")
+
+#: Set when a drain begins in this process (the worker's main process).
+_draining = threading.Event()
 
 
 class Drain:
@@ -61,6 +64,7 @@ class Drain:
                 return
             if timeout is not None:
                 self.timeout = timeout
+            _draining.set()
             self._thread = threading.Thread(target=self._run, name="relier-drain", daemon=True)
             self._thread.start()
 
@@ -108,6 +112,35 @@ class Drain:
                       "when this worker's lease expires", exc)
         finally:
             self.finished.set()
+
+
+def shutting_down(ledger: Ledger, worker_id: str, *, settle: float = 1.0) -> bool:
+    """True when the worker ``worker_id`` is draining or shutting down.
+
+    Only then may a run interrupted by ``CancelledError``, ``SystemExit`` or
+    ``KeyboardInterrupt`` be handed off; at any other time the body raised it itself. The
+    worker's main process knows from its own drain and Celery's shutdown flags; a pool child
+    asks the ledger (the drain records ``state=draining`` in the worker's facts). The drain
+    records that from its own thread right after the signal, so a child that was interrupted
+    by the same signal looks again for up to ``settle`` seconds before it concludes no.
+    """
+    from celery.worker import state as worker_state
+
+    deadline = time.monotonic() + settle
+    while True:
+        if _draining.is_set() or worker_state.should_stop is not None or \
+                worker_state.should_terminate is not None:
+            return True
+        if worker_id:
+            try:
+                state = ledger.client.hget(ledger.keys.worker(worker_id), "state")
+            except redis.RedisError:
+                state = None
+            if state == b"draining":
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 def request_drain(hostname: str, timeout: float | None = None,

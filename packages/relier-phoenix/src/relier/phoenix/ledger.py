@@ -161,12 +161,18 @@ class Ledger:
         reply = self.scripts.run(self.ops.requeue(
             task_id=task_id, owner=owner, kind=kind, cause=cause, queue=RECOVERY_QUEUE,
             message=message if self.fused else b"", idem_key=idem_key,
+            max_handoffs=self.settings.max_handoffs,
         ))
         if reply.kind == "dead":
-            log.error("task %s dead-lettered: it lost its worker more than max_resurrections "
-                      "times (last: %s)", task_id, cause)
+            reason = text(self.client.hget(self.keys.task(task_id), "dr") or b"")
+            if reason == "max_handoffs_exceeded":
+                log.error("task %s dead-lettered: handed off more than RELIER_MAX_HANDOFFS=%d "
+                          "times (last: %s)", task_id, self.settings.max_handoffs, cause)
+            else:
+                log.error("task %s dead-lettered: it lost its worker more than "
+                          "max_resurrections times (last: %s)", task_id, cause)
             events.emit("task.dead_lettered", task=name, task_id=task_id,
-                        queue=RECOVERY_QUEUE, reason="max_resurrections_exceeded")
+                        queue=RECOVERY_QUEUE, reason=reason or "max_resurrections_exceeded")
         if reply.kind != "skipped":
             events.emit("task.resurrected", task=name, task_id=task_id, kind=kind,
                         cause=cause, outcome=reply.kind, recovery_seconds=recovery_seconds)

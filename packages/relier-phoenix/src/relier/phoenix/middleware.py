@@ -26,6 +26,7 @@ from relier.core.exceptions import (
     TaskTimeoutError,
 )
 from relier.core.pipeline import Job, Middleware, SkipRun, TaskOptions
+from relier.phoenix.drain import shutting_down
 from relier.phoenix.ledger import Ledger, retry_transient
 
 __all__ = ["PhoenixMiddleware"]
@@ -69,10 +70,21 @@ class PhoenixMiddleware(Middleware):
         """Claim the task, or skip a delivery that must not run."""
         if job.legacy and not self.ledger.settings.accept_unsigned:
             self._dead_letter_unclaimed(
-                job, LegacyMessageRejectedError(job.options.name),
-                raw=codec.encode([list(job.message_args), job.message_kwargs], "message"),
+                job, LegacyMessageRejectedError(job.options.name), raw=self._raw(job),
             )
             raise SkipRun("plain Celery message rejected (RELIER_ACCEPT_UNSIGNED=false)")
+        adoption_error = job.scratch.get("adoption_error") if job.legacy else None
+        if adoption_error is not None:
+            # A plain Celery message that cannot become a Relier task (its arguments have no
+            # envelope form, e.g. NaN): acknowledged already, so the DLQ is its only way out.
+            self._dead_letter_unclaimed(
+                job, adoption_error, raw=self._raw(job), reason="LegacyAdoptionFailed",
+                message=f"a plain Celery message (.delay()/.apply_async()) for "
+                        f"{job.options.name} could not be adopted as a Relier task: "
+                        f"{adoption_error}. Its raw body is kept here; send the task with "
+                        "push()/apush() and JSON arguments",
+            )
+            raise SkipRun("plain Celery message not adoptable (dead-lettered with its body)")
 
         ledger = self.ledger
         call = ledger.ops.claim(
@@ -149,10 +161,18 @@ class PhoenixMiddleware(Middleware):
             result = job.result if error is None else error.result
             self._complete(job, result)
         elif isinstance(error, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
-            # The run was interrupted by the worker's own shutdown, not by the task: give it
-            # back rather than dead-letter it.
-            self.ledger.requeue(job.task_id, owner=job.worker_id, kind="handoff",
-                                cause=f"interrupted by {type(error).__name__}")
+            name = _qualname(error)
+            if shutting_down(self.ledger, job.worker_id):
+                # The run was interrupted by the worker's own shutdown, not by the task: give
+                # it back rather than dead-letter it (task_requeue caps the hand-offs).
+                self.ledger.requeue(job.task_id, owner=job.worker_id, kind="handoff",
+                                    cause=f"interrupted by {name} during shutdown")
+            else:
+                # Raised by the body itself: re-running it would raise it again, forever.
+                self._fail(job, error, message=(
+                    f"the task body raised {name} while its worker was not shutting down; "
+                    "only a draining worker hands a run off, so this counts as a failure. "
+                    "Raise an ordinary exception to fail a task"))
         else:
             self._fail(job, error)
 
@@ -183,7 +203,7 @@ class PhoenixMiddleware(Middleware):
                 job.task_id, job.epoch,
             )
 
-    def _fail(self, job: Job, error: BaseException) -> None:
+    def _fail(self, job: Job, error: BaseException, *, message: str = "") -> None:
         ledger = self.ledger
         if isinstance(error, EpochFencedError):
             # A zombie: the task was resurrected while this run was paused. Nothing of this
@@ -196,7 +216,8 @@ class PhoenixMiddleware(Middleware):
         call = ledger.ops.fail(
             task_id=job.task_id, worker_id=job.worker_id, epoch=job.epoch, reason=reason,
             exc_type=f"{type(error).__module__}.{type(error).__qualname__}",
-            message=str(error), traceback=tb, outcome="timeout" if timeout else "failed",
+            message=message or str(error), traceback=tb,
+            outcome="timeout" if timeout else "failed",
             idem_key=job.idem_key,
         )
         recorded = retry_transient(lambda: ledger.scripts.run(call), "dead-letter")
@@ -212,6 +233,17 @@ class PhoenixMiddleware(Middleware):
         else:
             log.warning("task %s: run fenced off: failure of epoch %d not recorded, a newer "
                         "incarnation owns the task", job.task_id, job.epoch)
+
+    @staticmethod
+    def _raw(job: Job) -> bytes:
+        """The raw body of a plain Celery message (the runtime keeps it in ``scratch``)."""
+        raw = job.scratch.get("raw")
+        if isinstance(raw, bytes) and raw:
+            return raw
+        try:
+            return codec.encode([list(job.message_args), job.message_kwargs], "message")
+        except TypeError:
+            return repr([list(job.message_args), job.message_kwargs]).encode()
 
     def _dead_letter_unclaimed(
         self, job: Job, error: BaseException, *, raw: bytes, reason: str = "",
@@ -229,3 +261,11 @@ class PhoenixMiddleware(Middleware):
                         queue=job.delivery_queue, reason=reason or type(error).__name__)
             log.error("message for task %s (%s) dead-lettered: %s", job.task_id,
                       job.options.name, message or error)
+
+
+def _qualname(error: BaseException) -> str:
+    """``asyncio.CancelledError``, ``SystemExit``: how the exception is spelled in code."""
+    module = type(error).__module__
+    if module in ("builtins", "asyncio.exceptions"):
+        module = "" if module == "builtins" else "asyncio"
+    return f"{module}.{type(error).__qualname__}" if module else type(error).__qualname__

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import import_modules, worker_init, worker_process_init
 from kombu import Queue  # type: ignore[attr-defined]
 
 from relier.core.connection import kombu_broker_options
@@ -35,6 +38,29 @@ def _warm_main(sender: Any = None, **_: Any) -> None:
         _start_telemetry()
 
 
+def _import_local_tasks(sender: Any = None, **_: Any) -> None:
+    """A worker with no RELIER_IMPORTS imports ``tasks`` from the directory it starts in.
+
+    Connected to Celery's ``import_modules`` signal, which the loader sends only when a worker
+    (or beat) imports its task modules, never in a producer. This is what makes the documented
+    command (``celery -A relier.tasks.app worker ...``, run in a project holding ``tasks.py``)
+    register the project's tasks.
+    """
+    if sender is None or not sender.conf.get("relier_installed") or \
+            get_settings().import_modules:
+        return
+    cwd = Path.cwd()
+    if not ((cwd / "tasks.py").is_file() or (cwd / "tasks" / "__init__.py").is_file()):
+        log.info("RELIER_IMPORTS is unset and %s holds no tasks.py: no task module imported "
+                 "by default", cwd)
+        return
+    if str(cwd) not in sys.path:
+        sys.path.insert(0, str(cwd))
+    module = importlib.import_module("tasks")
+    log.warning("RELIER_IMPORTS is unset: imported tasks from %s (set RELIER_IMPORTS to name "
+                "your task modules explicitly)", getattr(module, "__file__", cwd))
+
+
 def _start_telemetry() -> None:
     settings = get_settings()
     if settings.otel_enabled:
@@ -51,7 +77,8 @@ def install(app: Celery, settings: Settings | None = None) -> Celery:
     ``default``, ``low_priority`` and ``re-queue``; no prefetch beyond free pool slots; early
     acknowledgement (Relier's ledger owns redelivery from the claim on, so kombu's visibility
     timeout never re-runs a long task). Adds the Phoenix worker bootstep (preflight, lease,
-    drain) and imports ``RELIER_IMPORTS``.
+    drain) and imports ``RELIER_IMPORTS`` in workers (unset: a ``tasks`` module in the
+    worker's working directory, if there is one).
 
     Raises:
         ConfigurationError: the app already uses a broker other than ``RELIER_BROKER_URL``
@@ -100,6 +127,8 @@ def install(app: Celery, settings: Settings | None = None) -> Celery:
     phoenix_celery.install(app)
     worker_process_init.connect(_warm_child, weak=False, dispatch_uid="relier-warm-child")
     worker_init.connect(_warm_main, weak=False, dispatch_uid="relier-warm-main")
+    import_modules.connect(_import_local_tasks, weak=False,
+                           dispatch_uid="relier-local-tasks")
     return app
 
 

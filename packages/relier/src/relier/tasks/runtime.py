@@ -220,7 +220,17 @@ class Runtime:
             job.trace = {"traceparent": traceparent}
         job.idem_key = job.headers["rl_idem"]
         if job.legacy:
-            self._adopt(spec, job)
+            # The message body as the broker carried it, kept in case the message must be
+            # dead-lettered before it becomes a task (refused, or not adoptable).
+            job.scratch["raw"] = raw_body(request, args, kwargs)
+            try:
+                self._adopt(spec, job)
+            except Exception as exc:
+                # Not a task yet (no record), but already acknowledged: Phoenix dead-letters it
+                # with the raw body instead of letting it vanish.
+                job.scratch["adoption_error"] = exc
+                log.error("%s[%s]: legacy message cannot be adopted (%s); it will be "
+                          "dead-lettered with its raw body", spec.name, job.task_id, exc)
         return job
 
     def _adopt(self, spec: TaskSpec, job: Job) -> None:
@@ -364,6 +374,24 @@ def runtime() -> Runtime:
     if _runtime is None or _runtime_pid != os.getpid():
         _runtime, _runtime_pid = Runtime(), os.getpid()
     return _runtime
+
+
+def raw_body(request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    """A plain Celery message's body, re-encoded as the broker carried it.
+
+    Celery's task protocol 2 body is ``[args, kwargs, embed]`` in kombu's JSON, which (unlike
+    Relier's envelope) accepts values such as ``NaN``; encoding the decoded values with the
+    same serializer gives back the bytes the producer sent.
+    """
+    from kombu.serialization import dumps
+
+    embed = {name: getattr(request, name, None)
+             for name in ("callbacks", "errbacks", "chain", "chord")}
+    try:
+        _, _, data = dumps([list(args), kwargs, embed], serializer="json")  # type: ignore[no-untyped-call]
+    except Exception:  # keep something rather than nothing
+        data = repr([list(args), kwargs, embed])
+    return data.encode() if isinstance(data, str) else bytes(data)
 
 
 def accepts_ctx(fn: Callable[..., Any]) -> bool:

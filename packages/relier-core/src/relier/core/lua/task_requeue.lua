@@ -21,7 +21,9 @@
 -- ARGV[4] cause         what happened, for the history (signal, exit code, lease expiry)
 -- ARGV[5] queue         the target queue (re-queue)
 -- ARGV[6] message       the kombu message; '' when the broker is another server
--- Returns: {1, seq} re-queued; {2} dead-lettered (max_resurrections_exceeded);
+-- ARGV[7] max_handoffs  hand-offs allowed per task (RELIER_MAX_HANDOFFS)
+-- Returns: {1, seq} re-queued; {2} dead-lettered (max_resurrections_exceeded or
+--          max_handoffs_exceeded);
 --          {0} the owner no longer holds the task (nothing written)
 --@include clock
 --@include history
@@ -40,14 +42,24 @@ close_attempt(record, kind, ARGV[4], now)
 redis.call('SREM', wtasks, task_id)
 redis.call('HDEL', record, 'w')
 local kills = tonumber(f[3])
-if kind ~= 'handoff' then
+local dr, dx, dm
+if kind == 'handoff' then
+  -- A hand-off is not a death, but it is counted here, for every caller (drain, a run
+  -- interrupted by shutdown), so that a task interrupted on every run still ends.
+  local handoffs = redis.call('HINCRBY', record, 'ho', 1)
+  if handoffs > tonumber(ARGV[7]) then
+    dr, dx = 'max_handoffs_exceeded', 'relier.core.exceptions.MaxHandoffsExceededError'
+    dm = 'handed off ' .. handoffs .. ' times (RELIER_MAX_HANDOFFS=' .. ARGV[7] .. ')'
+  end
+else
   kills = redis.call('HINCRBY', record, 'k', 1)
 end
-if kills > tonumber(f[4]) then
-  redis.call('HSET', record, 's', 'dead', 'dr', 'max_resurrections_exceeded',
-    'dx', 'relier.core.exceptions.MaxResurrectionsExceededError',
-    'dm', 'lost its worker ' .. kills .. ' times (max_resurrections=' .. f[4] .. ')',
-    'tb', '', 'dd', now)
+if not dr and kills > tonumber(f[4]) then
+  dr, dx = 'max_resurrections_exceeded', 'relier.core.exceptions.MaxResurrectionsExceededError'
+  dm = 'lost its worker ' .. kills .. ' times (max_resurrections=' .. f[4] .. ')'
+end
+if dr then
+  redis.call('HSET', record, 's', 'dead', 'dr', dr, 'dx', dx, 'dm', dm, 'tb', '', 'dd', now)
   redis.call('ZADD', dlq, now, task_id)
   if redis.call('HGET', idem, 't') == task_id then redis.call('DEL', idem) end
   return {2}

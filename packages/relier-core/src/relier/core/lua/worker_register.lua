@@ -5,7 +5,8 @@
 -- KEYS[2] worker        the worker's facts hash
 -- ARGV[1] worker_id
 -- ARGV[2] ttl_ms        lease length
--- ARGV[3..] facts       field, value pairs (hostname, pid, queues, started, ...)
+-- ARGV[3..] facts       field, value pairs (hostname, pid, queues, started, tasks: a JSON
+--                       array of the registered task names, ...)
 -- Returns: the lease deadline in ms
 --@include clock
 
