@@ -68,6 +68,8 @@ def test_forged_idem_header_naming_another_record_cannot_lose_it(
     assert victim.get(timeout=20) == "victim"
     assert record(client, victim.id).state == "done"
     assert counter(client, "done", "victim") == 1
+    # The stamped rl_seq reached the claim through a real worker: the watermark moved.
+    assert client.hget(KEYS.queue_claimed, "high_priority") == b"1"
     assert "the message header is not trusted" in worker.log()
 
 
@@ -124,6 +126,8 @@ def test_separate_broker_backlog_is_not_republished_nor_dead_lettered(
     assert [record(client, r.id).republished for r in receipts] == [0] * 20
     relier_worker(concurrency=2, env=separate_broker)
     assert [r.get(timeout=30) for r in receipts] == [f"backlog{i}" for i in range(20)]
+    # Messages pushed to the separate broker carry their sequence too (stamped in Python).
+    assert client.hget(KEYS.queue_claimed, "high_priority") == b"20"
 
 
 def test_fused_stale_duplicate_message_does_not_push_the_watermark_past_the_backlog(
