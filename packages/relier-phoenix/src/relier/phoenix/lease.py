@@ -154,13 +154,17 @@ class LeaseKeeper:
         ledger = self.ledger
         self.lost_leases += 1
         owned = sorted(self.owned())
+        # Every run in progress here was claimed under the old lease (a claim needs a live
+        # one), so each is fenced, whether re-queued below or by the resurrector already.
+        running = sorted(self.active_ids())
         log.error(
             "worker %s lost its lease (silent longer than RELIER_HEARTBEAT_TTL=%.1fs: paused, "
             "swapping, or cut off from Redis). Its runs are fenced: %s re-queued for another "
-            "incarnation, and every write from the old runs here will be refused. "
+            "incarnation, and every write from the old runs here (%s) will be refused. "
             "Registering again.",
             self.hostname, ledger.settings.heartbeat_ttl,
             f"{len(owned)} task(s) ({', '.join(owned)})" if owned else "no task",
+            ", ".join(running) or "none running",
         )
         for task_id in owned:
             reply = self.release(
