@@ -33,6 +33,7 @@ def register(r: redis.Redis, wid: str = "w1", ttl_ms: int = 10_000) -> None:
 
 def claim(r: redis.Redis, task_id: str = "t1", wid: str = "w1", queue: str = "default",
           **kw: object):  # type: ignore[no-untyped-def]
+    kw.setdefault("result_ttl", 60)
     return scripts(r).run(OPS.claim(task_id=task_id, worker_id=wid, queue=queue, **kw))  # type: ignore[arg-type]
 
 
@@ -96,7 +97,7 @@ def test_claim_requires_a_live_lease(r: redis.Redis) -> None:
 def test_claim_opens_epochs_and_drops_every_duplicate(r: redis.Redis) -> None:
     register(r)
     dispatch(r)
-    first = claim(r)
+    first = claim(r, message_seq="1")
     assert (first.kind, first.epoch, first.attempt, first.envelope) == ("claimed", 1, 1, b"ENV")
     assert r.sismember(K.worker_tasks("w1"), "t1")
     assert not r.zscore(K.pending("default"), "t1")
@@ -125,10 +126,11 @@ def test_complete_is_fenced_on_epoch(r: redis.Redis) -> None:
 
 def test_zombie_loses_every_write_after_takeover(r: redis.Redis) -> None:
     sc = scripts(r)
-    register(r, "w1")
+    register(r, "w1", ttl_ms=50)
     register(r, "w2")
     dispatch(r)
     zombie = claim(r, wid="w1")
+    time.sleep(0.08)  # w1 stops renewing: its lease expires
     moved = sc.run(OPS.requeue(task_id="t1", owner="w1", kind="lease_expired",
                                cause="lease expired", queue="re-queue", message=b"M"))
     assert moved.kind == "done"
@@ -354,3 +356,165 @@ def test_scripts_survive_script_flush(r: redis.Redis) -> None:
     r.script_flush()
     dispatch(r)  # NOSCRIPT -> redis-py loads the script and retries
     assert claim(r).kind == "claimed"
+
+
+# -- issue 10: the claim trusts the record, never the message's unsigned headers ---------------
+
+def snapshot(r: redis.Redis, *keys: str) -> dict[str, object]:
+    """Every listed key's type and content (to prove a call touched none of them)."""
+    out: dict[str, object] = {}
+    for key in keys:
+        kind = r.type(key)
+        out[key] = (kind, r.hgetall(key) if kind == b"hash" else r.get(key)
+                    if kind == b"string" else None, r.ttl(key))
+    return out
+
+
+def test_forged_idem_header_naming_another_record_touches_nothing(r: redis.Redis) -> None:
+    """Issue 10 item 1: rl_idem = rl:t:{victim} left the victim in state 'r' forever."""
+    sc = scripts(r)
+    register(r)
+    dispatch(r, "victim")
+    idem = K.idempotency("app.job", "own")
+    dispatch(r, "t1", idem_key=idem, idem_ttl=60)
+    before = snapshot(r, K.task("victim"), K.task("t1"), idem)
+    forged = claim(r, "t1", idem_key=K.task("victim"))
+    assert (forged.kind, forged.idem_key) == ("rekey", idem)
+    assert snapshot(r, K.task("victim"), K.task("t1"), idem) == before
+    # A non-idempotent task carrying the forged header: the header is ignored entirely.
+    dispatch(r, "plain")
+    assert claim(r, "plain", idem_key=K.task("victim")).kind == "claimed"
+    assert snapshot(r, K.task("victim")) == {K.task("victim"): before[K.task("victim")]}
+    # The worker claims again with the record's key; the victim still runs to completion.
+    own = claim(r, "t1", idem_key=forged.idem_key)
+    assert (own.kind, own.idem_key) == ("claimed", idem)
+    victim = claim(r, "victim")
+    assert victim.kind == "claimed"
+    assert sc.run(OPS.complete(task_id="victim", worker_id="w1", epoch=victim.epoch,
+                               result=b'"v"', result_ttl=60))
+    assert r.hget(K.task("victim"), "s") == b"done"
+
+
+def test_forged_idem_header_naming_a_committed_key_cannot_borrow_its_result(
+    r: redis.Redis,
+) -> None:
+    """Issue 10 item 1: a header naming another call's committed key marked the task done
+    with that call's result."""
+    sc = scripts(r)
+    register(r)
+    other = K.idempotency("app.job", "other-call")
+    dispatch(r, "a", idem_key=other, idem_ttl=60)
+    a = claim(r, "a", idem_key=other)
+    assert sc.run(OPS.complete(task_id="a", worker_id="w1", epoch=a.epoch, result=b'"A"',
+                               result_ttl=60, idem_key=other, idem_ttl=60))
+    mine = K.idempotency("app.job", "my-call")
+    dispatch(r, "b", idem_key=mine, idem_ttl=60)
+    forged = claim(r, "b", idem_key=other)
+    assert (forged.kind, forged.idem_key) == ("rekey", mine)
+    rec = r.hgetall(K.task("b"))
+    assert rec[b"s"] == b"queued"
+    assert b"dup" not in rec
+    assert b"r" not in rec
+    # Without any header (a message that lost it): same answer, nothing written.
+    assert claim(r, "b").kind == "rekey"
+    b = claim(r, "b", idem_key=forged.idem_key)
+    assert b.kind == "claimed"
+    assert sc.run(OPS.complete(task_id="b", worker_id="w1", epoch=b.epoch, result=b'"B"',
+                               result_ttl=60, idem_key=mine, idem_ttl=60))
+    assert r.hget(K.task("b"), "r") == b'"B"'
+    assert r.hget(other, "r") == b'"A"'
+
+
+def test_adoption_takes_the_key_computed_from_the_message_args(r: redis.Redis) -> None:
+    """A plain Celery message has no record: its key comes from its own arguments."""
+    register(r)
+    idem = K.idempotency("app.job", "from-args")
+    c = claim(r, "legacy-2", idem_key=idem, adopt=b"SEALED", adopt_name="app.job",
+              adopt_max_resurrections=3, adopt_idem_ttl=60)
+    assert (c.kind, c.idem_key, c.idem_ttl) == ("claimed", idem, 60)
+    assert r.hget(idem, "t") == b"legacy-2"
+    assert r.hget(K.task("legacy-2"), "x") == idem.encode()
+
+
+def test_idempotent_duplicate_resolved_at_claim_expires_like_a_completion(
+    r: redis.Redis,
+) -> None:
+    """Issue 10 item 8: the duplicate's record and envelope got no TTL (a leak)."""
+    register(r)
+    idem = K.idempotency("app.job", "k")
+    dispatch(r, "t1", idem_key=idem, idem_ttl=60)
+    dispatch(r, "t2", message=b"")
+    # A second record with the same key (as an expired-and-reused key would produce).
+    r.hset(K.task("t2"), mapping={"x": idem, "it": 60})
+    dup = claim(r, "t2", idem_key=idem, result_ttl=120)
+    assert dup.kind == "idempotent_duplicate"
+    assert 0 < r.ttl(K.task("t2")) <= 120
+    assert 0 < r.ttl(K.envelope("t2")) <= 120
+    assert r.ttl(K.task("t1")) == -1  # the owner is untouched
+
+
+# -- issue 10 item 3: the claimed watermark moves only for the message the record waits for ---
+
+def test_stale_duplicate_message_does_not_move_the_watermark(r: redis.Redis) -> None:
+    from relier.phoenix.broker import build_message
+
+    register(r)
+    for i in range(5):
+        dispatch(r, f"b{i}", message=build_message(f"b{i}", "app.job", "default"))
+    sc = scripts(r)
+    # b0's message is believed lost and published again: the record now waits for seq 6.
+    again = sc.run(OPS.republish(task_id="b0", queue="default", seq=1,
+                                 message=build_message("b0", "app.job", "default"),
+                                 max_republish=10))
+    assert again.seq == 6
+    stamped = [json.loads(m)["headers"]["rl_seq"] for m in r.lrange("default", 0, -1)]
+    assert stamped == [6, 5, 4, 3, 2, 1]  # every publication carries its own sequence
+    # The old copy (seq 1) is delivered first: b0 runs, but the backlog b1..b4 is still
+    # queued, so the watermark must not jump to 6.
+    assert claim(r, "b0", message_seq="1").kind == "claimed"
+    assert r.hget(K.queue_claimed, "default") is None
+    # The message a record waits for moves it to exactly its own sequence.
+    assert claim(r, "b1", message_seq="2").kind == "claimed"
+    assert r.hget(K.queue_claimed, "default") == b"2"
+    # A message without the header (older producer) never moves it.
+    assert claim(r, "b2").kind == "claimed"
+    assert r.hget(K.queue_claimed, "default") == b"2"
+
+
+# -- issue 10 item 4: an expired lease stays expired ----------------------------------------
+
+def test_late_renewal_of_an_expired_lease_reports_it_lost(r: redis.Redis) -> None:
+    sc = scripts(r)
+    register(r, "w1", ttl_ms=50)
+    dispatch(r)
+    claim(r)
+    time.sleep(0.08)  # a GC pause or a throttled CPU: the worker misses its deadline
+    deadline = r.zscore(K.workers, "w1")
+    assert sc.run(OPS.renew_worker(worker_id="w1", ttl_ms=10_000)).lost
+    assert r.zscore(K.workers, "w1") == deadline  # not revived
+    moved = sc.run(OPS.requeue(task_id="t1", owner="w1", kind="lease_expired",
+                               cause="lease expired", queue="re-queue", message=b"M"))
+    assert moved.kind == "done"
+    assert r.hget(K.task("t1"), "s") == b"queued"
+
+
+def test_lease_expired_requeue_rechecks_the_owner_deadline(r: redis.Redis) -> None:
+    """The resurrector's scan is older than its requeue: a live owner keeps its task."""
+    sc = scripts(r)
+    register(r, "w1", ttl_ms=10_000)
+    dispatch(r)
+    c = claim(r)
+    before = r.hgetall(K.task("t1"))
+    stale = sc.run(OPS.requeue(task_id="t1", owner="w1", kind="lease_expired",
+                               cause="lease expired", queue="re-queue", message=b"M"))
+    assert stale.kind == "skipped"
+    assert r.hgetall(K.task("t1")) == before
+    assert r.sismember(K.worker_tasks("w1"), "t1")
+    assert r.llen("re-queue") == 0
+    assert sc.run(OPS.complete(task_id="t1", worker_id="w1", epoch=c.epoch, result=b"1",
+                               result_ttl=60))
+    # The worker's own parent still re-queues at once when a child dies (no lease check).
+    dispatch(r, "t2")
+    claim(r, "t2")
+    assert sc.run(OPS.requeue(task_id="t2", owner="w1", kind="killed", cause="signal 9",
+                              queue="re-queue", message=b"M")).kind == "done"

@@ -51,3 +51,17 @@ def test_idempotency_key_travels_in_a_header_and_tags_are_unique() -> None:
     assert a["headers"]["rl_idem"] == "rl:i:n:abc"
     assert "rl_idem" not in b["headers"]
     assert a["properties"]["delivery_tag"] != b["properties"]["delivery_tag"]
+
+
+def test_sequence_header_is_stamped_once_and_only_in_the_header() -> None:
+    """The claim recognises the message a record waits for by its stamped sequence."""
+    from relier.phoenix.broker import stamp_seq
+
+    tricky = 'n"rl_seq":0,'  # a task name that spells the placeholder is escaped in JSON
+    for message in (build_message("t", tricky, "q"),
+                    build_message("t", tricky, "q", idem_key="rl:i:n:abc", traceparent="tp")):
+        assert json.loads(message)["headers"]["rl_seq"] == 0
+        stamped = json.loads(stamp_seq(message, 42))
+        assert stamped["headers"]["rl_seq"] == 42
+        assert stamped["headers"]["task"] == tricky
+        assert json.loads(stamp_seq(stamp_seq(message, 42), 7))["headers"]["rl_seq"] == 42

@@ -51,7 +51,8 @@ class DispatchReply(msgspec.Struct, frozen=True):
 class ClaimReply(msgspec.Struct, frozen=True):
     """What ``task_claim`` decided, and the record of a claimed task."""
 
-    kind: Literal["claimed", "duplicate", "missing", "no_lease", "idempotent_duplicate"]
+    kind: Literal["claimed", "duplicate", "missing", "no_lease", "idempotent_duplicate",
+                  "rekey"]
     epoch: int = 0
     attempt: int = 0
     kills: int = 0
@@ -136,6 +137,9 @@ def _parse_claim(reply: list[Any]) -> ClaimReply:
         return ClaimReply("missing")
     if code == -2:
         return ClaimReply("no_lease")
+    if code == 4:
+        # The idempotency key the caller declared is not the record's: nothing was written.
+        return ClaimReply("rekey", idem_key=_text(reply[1]))
     return ClaimReply("idempotent_duplicate", other_task_id=_text(reply[1]), result=reply[2])
 
 
@@ -223,20 +227,29 @@ class Ops:
         task_id: str,
         worker_id: str,
         queue: str,
+        result_ttl: int,
         idem_key: str = "",
+        message_seq: str = "",
         adopt: bytes = b"",
         adopt_name: str = "",
         adopt_max_resurrections: int = 0,
         adopt_idem_ttl: int = 0,
     ) -> Call[ClaimReply]:
-        """Open a new epoch of a queued task for a worker (``task_claim``)."""
+        """Open a new epoch of a queued task for a worker (``task_claim``).
+
+        ``idem_key`` is only a guess of the record's own key (the script acts on the record's
+        key alone and answers ``rekey`` with it when the guess is wrong). ``message_seq`` is the
+        broker sequence stamped in the delivered message; only the message the record waits for
+        moves the queue's claimed watermark. ``result_ttl`` is the lifetime of a record resolved
+        at claim (an idempotent duplicate), as for any completion.
+        """
         k = self.keys
         return Call(
             "task_claim",
             [k.task(task_id), k.envelope(task_id), k.pending(queue), k.worker_tasks(worker_id),
              k.workers, k.queue_claimed, idem_key or k.task(task_id)],
             [task_id, worker_id, queue, adopt, adopt_name, adopt_max_resurrections,
-             adopt_idem_ttl],
+             adopt_idem_ttl, result_ttl, message_seq],
             _parse_claim,
         )
 
@@ -313,13 +326,14 @@ class Ops:
         """Take a running task from ``owner`` and queue it again, or dead-letter it.
 
         ``max_handoffs`` bounds the hand-offs of one task (``RELIER_MAX_HANDOFFS``).
+        With ``kind="lease_expired"`` nothing happens while the owner's lease is live.
         """
         k = self.keys
         return Call(
             "task_requeue",
             [k.task(task_id), k.worker_tasks(owner), k.pending(queue), k.queue_seq,
              k.broker_list(queue),
-             k.dlq, idem_key or k.task(task_id)],
+             k.dlq, idem_key or k.task(task_id), k.workers],
             [task_id, owner, kind, cause, queue, message, max_handoffs],
             _parse_transition,
         )

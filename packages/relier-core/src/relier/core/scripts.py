@@ -69,7 +69,7 @@ SPECS: dict[str, ScriptSpec] = {
             "task_claim",
             ("record", "envelope", "pending", "worker_tasks", "workers", "qclaimed", "idem"),
             ("task_id", "worker_id", "queue", "adopt", "adopt_name", "adopt_max_res",
-             "adopt_idem_ttl"),
+             "adopt_idem_ttl", "result_ttl", "message_seq"),
         ),
         ScriptSpec(
             "task_complete",
@@ -84,7 +84,8 @@ SPECS: dict[str, ScriptSpec] = {
         ),
         ScriptSpec(
             "task_requeue",
-            ("record", "worker_tasks", "pending", "qseq", "queue_list", "dlq", "idem"),
+            ("record", "worker_tasks", "pending", "qseq", "queue_list", "dlq", "idem",
+             "workers"),
             ("task_id", "owner", "kind", "cause", "queue", "message", "max_handoffs"),
         ),
         ScriptSpec(

@@ -14,16 +14,23 @@ consumes it; a test compares it field by field with kombu's own.
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 
 import msgspec
 
-__all__ = ["RELIER_HEADER", "build_message"]
+__all__ = ["IDEM_HEADER", "RELIER_HEADER", "SEQ_HEADER", "build_message", "stamp_seq"]
 
 #: Header that marks a message as a Relier doorbell.
 RELIER_HEADER = "rl"
-#: Header carrying the idempotency key, so the claim can check it in the same call.
+#: Header carrying the idempotency key. It is unsigned, so it is only a guess that lets the
+#: claim declare the record's key in its first call: the claim script acts on the key stored in
+#: the record and refuses (reply ``rekey``) when the header names any other.
 IDEM_HEADER = "rl_idem"
+#: Header carrying the broker sequence of this publication (stamped when the sequence is taken,
+#: see ``stamp_seq``). The claim moves the queue's claimed watermark only for the message whose
+#: sequence is the one the record waits for, so a stale duplicate cannot move it.
+SEQ_HEADER = "rl_seq"
 #: Header carrying the W3C traceparent, so the worker's span joins the dispatcher's trace
 #: before the envelope is even read.
 TRACE_HEADER = "rl_trace"
@@ -35,6 +42,17 @@ _BODY = base64.b64encode(
 ).decode()
 
 _encoder = msgspec.json.Encoder()
+
+
+_SEQ_PLACEHOLDER = re.compile(rb'"rl_seq":0([,}])')
+
+
+def stamp_seq(message: bytes, seq: int) -> bytes:
+    """``message`` with its sequence header set to ``seq`` (as ``lua/include/message.lua``).
+
+    JSON escapes every quote inside string values, so only the header itself can match.
+    """
+    return _SEQ_PLACEHOLDER.sub(rb'"rl_seq":%d\1' % seq, message, count=1)
 
 
 def build_message(task_id: str, task_name: str, queue: str, idem_key: str = "",
@@ -61,6 +79,9 @@ def build_message(task_id: str, task_name: str, queue: str, idem_key: str = "",
         "stamped_headers": None,
         "stamps": {},
         RELIER_HEADER: 1,
+        # Placeholder, stamped with the real sequence by the script that takes it (fused
+        # broker) or by ``stamp_seq`` (separate broker). 0 never names a real sequence.
+        SEQ_HEADER: 0,
     }
     if idem_key:
         headers[IDEM_HEADER] = idem_key

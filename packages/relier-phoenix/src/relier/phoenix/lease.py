@@ -129,14 +129,7 @@ class LeaseKeeper:
                                                            ttl_ms=self.ttl_ms))
         self.renewals += 1
         if reply.lost:
-            self.lost_leases += 1
-            log.error(
-                "worker %s lost its lease (silent longer than RELIER_HEARTBEAT_TTL=%.1fs: "
-                "paused, swapping, or cut off from Redis). Its tasks were resurrected "
-                "elsewhere; writes from the old runs here will be refused. Registering again.",
-                self.hostname, ledger.settings.heartbeat_ttl,
-            )
-            self.register()
+            self.on_lease_lost()
             return
         if reply.drain and self.on_drain is not None:
             ledger.client.hdel(ledger.keys.worker(self.worker_id), "drain")
@@ -145,6 +138,47 @@ class LeaseKeeper:
             self.reconcile()
         else:
             self._suspects.clear()
+
+    def on_lease_lost(self) -> None:
+        """Fence every run of an expired lease, then register again.
+
+        The resurrector may already be re-queueing these tasks from a scan it made while the
+        lease was expired, and a late renewal must not revive it (``worker_renew`` refuses).
+        So every task the old lease owned is re-queued here, before the new registration (with
+        kind ``lease_expired``, whose script acts only while the lease is still expired): the
+        outcome is then the same whichever of us gets there first, and no task is left owned
+        by a lease that nobody will ever expire again. From that moment the runs still going
+        in this worker are fenced: their checkpoints, result and dead-letter are compare-and-
+        sets on the epoch, and the record is no longer theirs, so every write they attempt is
+        refused (and logged as "run fenced off"). A pool child runs in another process, so the
+        script's fence, not a flag here, is what stops them committing.
+        """
+        ledger = self.ledger
+        self.lost_leases += 1
+        owned = sorted(self.owned())
+        # Every run in progress here was claimed under the old lease (a claim needs a live
+        # one), so each is fenced, whether re-queued below or by the resurrector already.
+        running = sorted(self.active_ids())
+        log.error(
+            "worker %s lost its lease (silent longer than RELIER_HEARTBEAT_TTL=%.1fs: paused, "
+            "swapping, or cut off from Redis). Its runs are fenced: %s re-queued for another "
+            "incarnation, and every write from the old runs here (%s) will be refused. "
+            "Registering again.",
+            self.hostname, ledger.settings.heartbeat_ttl,
+            f"{len(owned)} task(s) ({', '.join(owned)})" if owned else "no task",
+            ", ".join(running) or "none running",
+        )
+        for task_id in owned:
+            reply = self.release(
+                task_id, kind="lease_expired",
+                cause=f"lease expired: worker {self.hostname} was silent longer than "
+                      f"{ledger.settings.heartbeat_ttl:g}s (paused, swapping or cut off) and "
+                      "renewed too late",
+            )
+            log.error("task %s: run fenced (lease lost): %s", task_id,
+                      {"done": "re-queued", "dead": "dead-lettered (max_resurrections)",
+                       "skipped": "already finished or re-queued"}[reply.kind])
+        self.register()
 
     def reconcile(self) -> None:
         """Release tasks Redis says we own but we are not running (seen twice in a row)."""

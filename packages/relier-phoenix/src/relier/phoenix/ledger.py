@@ -24,7 +24,7 @@ from relier.core.connection import async_redis_client, redis_client
 from relier.core.ops import AdmissionScope, DispatchReply, TransitionReply
 from relier.core.scripts import AsyncScripts, Call, Scripts, async_scripts, scripts
 from relier.core.settings import Settings, get_settings
-from relier.phoenix.broker import build_message
+from relier.phoenix.broker import build_message, stamp_seq
 from relier.phoenix.checkpoints import CheckpointStore
 
 __all__ = ["RECOVERY_QUEUE", "Ledger"]
@@ -72,6 +72,16 @@ class Ledger:
         """The scripts on ``aclient``."""
         return async_scripts(self.aclient())
 
+    @property
+    def broker(self) -> redis.Redis:
+        """The process's sync client of the broker (``RELIER_BROKER_URL``).
+
+        The same server as ``client`` by default; another one when the broker is separate.
+        Every look at kombu's lists (their length above all) goes here: the lists live on the
+        broker, and asking the coordination store would see them empty.
+        """
+        return self._broker()
+
     def _broker(self) -> redis.Redis:
         return redis_client(self.settings, url=self.settings.broker_url)
 
@@ -106,7 +116,7 @@ class Ledger:
         """Run a prepared dispatch (sync): the script, then the message to a separate broker."""
         reply = self.scripts.run(call)
         if reply.kind == "accepted":
-            self.publish_accepted(message, queue)
+            self.publish_accepted(message, queue, reply.seq)
         return reply
 
     async def adispatch(
@@ -115,28 +125,29 @@ class Ledger:
         """Run a prepared dispatch (asyncio)."""
         reply = await self.ascripts().run(call)
         if reply.kind == "accepted":
-            await self.apublish_accepted(message, queue)
+            await self.apublish_accepted(message, queue, reply.seq)
         return reply
 
-    def publish_accepted(self, message: bytes, queue: str) -> None:
+    def publish_accepted(self, message: bytes, queue: str, seq: int) -> None:
         """Push an accepted dispatch's message to a separate broker (fused: the script did).
 
         Kept apart from the script so that a caller can tell a failure here (the task is
         recorded and accepted; the lost-message pass publishes it later) from a failure of
-        the script (nothing was written).
+        the script (nothing was written). ``seq`` is the sequence the script gave the task;
+        the message carries it so that its claim can move the queue's watermark.
         """
         if not self.fused:
-            self._broker().lpush(self.keys.broker_list(queue), message)
+            self._broker().lpush(self.keys.broker_list(queue), stamp_seq(message, seq))
 
-    async def apublish_accepted(self, message: bytes, queue: str) -> None:
+    async def apublish_accepted(self, message: bytes, queue: str, seq: int) -> None:
         """``publish_accepted`` from asyncio code."""
         if not self.fused:
-            await self._abroker().lpush(self.keys.broker_list(queue), message)
+            await self._abroker().lpush(self.keys.broker_list(queue), stamp_seq(message, seq))
 
     # -- moving tasks ----------------------------------------------------------------------------
     def _publish(self, queue: str, message: bytes, reply: TransitionReply) -> TransitionReply:
         if reply.kind == "done" and not self.fused:
-            self._broker().lpush(self.keys.broker_list(queue), message)
+            self._broker().lpush(self.keys.broker_list(queue), stamp_seq(message, reply.seq))
         return reply
 
     def requeue(

@@ -25,7 +25,9 @@ from relier.core.exceptions import (
     RelierError,
     TaskTimeoutError,
 )
+from relier.core.ops import ClaimReply
 from relier.core.pipeline import Job, Middleware, SkipRun, TaskOptions
+from relier.phoenix.broker import SEQ_HEADER
 from relier.phoenix.drain import shutting_down
 from relier.phoenix.ledger import Ledger, retry_transient
 
@@ -87,15 +89,35 @@ class PhoenixMiddleware(Middleware):
             raise SkipRun("plain Celery message not adoptable (dead-lettered with its body)")
 
         ledger = self.ledger
-        call = ledger.ops.claim(
-            task_id=job.task_id, worker_id=job.worker_id, queue=job.delivery_queue,
-            idem_key=job.idem_key,
-            adopt=job.sealed if job.legacy else b"",
-            adopt_name=job.options.name,
-            adopt_max_resurrections=self.max_resurrections(job.options),
-            adopt_idem_ttl=job.idem_ttl,
-        )
-        reply = retry_transient(lambda: ledger.scripts.run(call), "claim")
+
+        def claim(idem_key: str) -> ClaimReply:
+            call = ledger.ops.claim(
+                task_id=job.task_id, worker_id=job.worker_id, queue=job.delivery_queue,
+                result_ttl=ledger.settings.result_ttl, idem_key=idem_key,
+                message_seq=str(job.headers.get(SEQ_HEADER) or ""),
+                adopt=job.sealed if job.legacy else b"",
+                adopt_name=job.options.name,
+                adopt_max_resurrections=self.max_resurrections(job.options),
+                adopt_idem_ttl=job.idem_ttl,
+            )
+            return retry_transient(lambda: ledger.scripts.run(call), "claim")
+
+        # job.idem_key is a guess (the unsigned rl_idem header, or for an adopted plain Celery
+        # message the key of its own arguments). The script acts only on the key stored in
+        # the record, and names it when the guess was wrong or missing: claim again with it.
+        reply = claim(job.idem_key)
+        if reply.kind == "rekey":
+            if job.idem_key:
+                log.warning("task %s: the message names idempotency key %r, its record %r; "
+                            "the record's key is used (the message header is not trusted)",
+                            job.task_id, job.idem_key, reply.idem_key)
+            reply = claim(reply.idem_key)
+            if reply.kind == "rekey":  # the key of a record never changes: cannot happen
+                raise RelierError(
+                    f"task {job.task_id}: its record changed idempotency key during the claim "
+                    f"(now {reply.idem_key!r}); the task was not run and stays queued. Report "
+                    f"this as a Relier bug with `rl tasks show {job.task_id}`"
+                )
         if reply.kind == "duplicate":
             raise SkipRun(f"duplicate delivery: the task is {reply.state}"
                           + (f" (owner {reply.owner})" if reply.owner else ""))

@@ -123,7 +123,8 @@ class Resurrector:
             return report, min(settings.resurrection_check_interval,
                                self._judge_after - time.monotonic())
 
-        depth = ledger.client.llen(ledger.keys.broker_list(RECOVERY_QUEUE))
+        # kombu's lists live on the broker, which may be another server than the ledger.
+        depth = ledger.broker.llen(ledger.keys.broker_list(RECOVERY_QUEUE))
         if depth >= settings.resurrection_max_queue_depth:
             report.throttled = True
             log.warning("re-queue holds %d messages (RELIER_RESURRECTION_MAX_QUEUE_DEPTH=%d): "
@@ -185,7 +186,9 @@ class Resurrector:
         if not published:
             return
         claimed = ledger.client.hgetall(keys.queue_claimed)
-        pipe = ledger.client.pipeline(transaction=False)
+        # The lengths come from the broker (RELIER_BROKER_URL): on the coordination store a
+        # separate broker's lists look empty, and every queued task would look lost.
+        pipe = ledger.broker.pipeline(transaction=False)
         queues = [text(q) for q in published]
         for queue in queues:
             pipe.llen(keys.broker_list(queue))

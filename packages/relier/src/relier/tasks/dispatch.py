@@ -125,7 +125,7 @@ class Dispatcher:
         receipt = self._receipt(spec, prepared, reply)
         if reply.kind == "accepted":
             try:
-                self.ledger.publish_accepted(prepared.message, prepared.queue)
+                self.ledger.publish_accepted(prepared.message, prepared.queue, reply.seq)
             except redis.RedisError as exc:
                 raise self._deferred(receipt, exc) from exc
         return receipt
@@ -148,7 +148,7 @@ class Dispatcher:
         receipt = self._receipt(spec, prepared, reply)
         if reply.kind == "accepted":
             try:
-                await self.ledger.apublish_accepted(prepared.message, prepared.queue)
+                await self.ledger.apublish_accepted(prepared.message, prepared.queue, reply.seq)
             except redis.RedisError as exc:
                 raise self._deferred(receipt, exc) from exc
         return receipt

@@ -212,7 +212,11 @@ class Runtime:
             spec.options.queue,
             worker_id=keeper.worker_id if keeper else "", hostname=request.hostname or "",
             message_args=tuple(args), message_kwargs=dict(kwargs),
-            headers={"rl_idem": getattr(request, "rl_idem", None) or ""},
+            # Unsigned message headers: hints only. The claim checks rl_idem against the
+            # record's own key and uses rl_seq only to recognise the message the record
+            # waits for (relier.phoenix.broker).
+            headers={"rl_idem": getattr(request, "rl_idem", None) or "",
+                     "rl_seq": getattr(request, "rl_seq", None) or ""},
             legacy=getattr(request, "rl", None) is None,
         )
         traceparent = getattr(request, "rl_trace", None)

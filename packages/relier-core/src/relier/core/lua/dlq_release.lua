@@ -12,9 +12,11 @@
 -- KEYS[5] queue_list    kombu's list of the task's queue (written only when ARGV[2] is set)
 -- KEYS[6] idem          idempotency marker (taken again when free)
 -- ARGV[1] task_id
--- ARGV[2] message       the kombu message; '' when the broker is another server
+-- ARGV[2] message       the kombu message; '' when the broker is another server (its
+--                       "rl_seq":0 header is stamped with the new sequence)
 -- Returns: {1, seq} released; {0} not in the dead-letter queue
 --@include clock
+--@include message
 
 local record, dlq, pending, qseq, list, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local task_id = ARGV[1]
@@ -33,5 +35,5 @@ redis.call('ZADD', pending, seq, task_id)
 if f[3] and not redis.call('HGET', idem, 't') then
   redis.call('HSET', idem, 't', task_id, 's', 'r')
 end
-if ARGV[2] ~= '' then redis.call('LPUSH', list, ARGV[2]) end
+if ARGV[2] ~= '' then redis.call('LPUSH', list, stamp_seq(ARGV[2], seq)) end
 return {1, seq}

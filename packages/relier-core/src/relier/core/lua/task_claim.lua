@@ -12,7 +12,11 @@
 -- KEYS[4] worker_tasks  the claiming worker's set of running tasks
 -- KEYS[5] workers       worker leases
 -- KEYS[6] qclaimed      highest claimed sequence per queue
--- KEYS[7] idem          idempotency marker (ignored when the record has none and ARGV[7] is 0)
+-- KEYS[7] idem          the idempotency marker the caller expects the record to name. Only
+--                       the record's own key (field 'x') is ever read or written: a KEYS[7]
+--                       that differs gets reply 4 and nothing is touched. Ignored when the
+--                       record has no key, except on adoption with ARGV[7] > 0 (then the
+--                       caller derived it from the adopted message's own arguments).
 -- ARGV[1] task_id
 -- ARGV[2] worker_id
 -- ARGV[3] queue         the queue the message was delivered from
@@ -20,6 +24,8 @@
 -- ARGV[5] adopt_name    task name of the adopted message
 -- ARGV[6] adopt_max_res max_resurrections of the adopted message
 -- ARGV[7] adopt_idem_ttl idempotency TTL of the adopted message (0: not idempotent)
+-- ARGV[8] result_ttl    seconds a record resolved here (idempotent duplicate) stays readable
+-- ARGV[9] message_seq   the broker sequence stamped in the delivered message ('' if none)
 -- Returns:
 --   {1, epoch, attempt, kills, max_res, envelope, checkpoint, name, queue, dispatched_at,
 --    idem_key, idem_ttl}                   claimed
@@ -28,6 +34,8 @@
 --   {-2}                                   the worker holds no live lease: refuse to run
 --   {3, other_task_id, result|false}       another task owns the idempotency key; this one
 --                                          is recorded as its duplicate and must not run
+--   {4, idem_key}                          KEYS[7] is not the record's idempotency key:
+--                                          nothing was written; call again with idem_key
 --@include clock
 
 local record, envelope, pending, wtasks, workers, qclaimed, idem =
@@ -59,14 +67,37 @@ end
 
 local f = redis.call('HMGET', record, 'x', 'it', 'sq', 'mq')
 local idem_key, idem_ttl, seq, mq = f[1], f[2], f[3], f[4]
+-- The idempotency key comes from the record (written at dispatch from the signed call), never
+-- from the message: its headers are unsigned, so a forged 'rl_idem' could otherwise make this
+-- claim write into another task's record or adopt another call's committed result. KEYS[7]
+-- only declares the key (Redis Cluster needs every key declared); when it is not the record's
+-- own, nothing is touched and the caller retries with the key named in the reply (one more
+-- round trip, only for a forged or missing header).
+if idem_key and idem_key ~= idem then return {4, idem_key} end
+
+-- Broker lists are FIFO: once the message a record waits for (sequence 'sq' on queue 'mq') is
+-- claimed, every earlier message of that queue has left the list. The resurrector uses this
+-- watermark to find lost messages. Only that very message may move it: a stale duplicate (an
+-- older publication of the same task, a replayed message) was pushed long before, and taking
+-- the record's latest sequence for it would push the watermark past the whole backlog.
+local function advance_watermark()
+  if seq and mq == queue and ARGV[9] == seq then
+    local claimed = tonumber(redis.call('HGET', qclaimed, queue) or 0)
+    if tonumber(seq) > claimed then redis.call('HSET', qclaimed, queue, seq) end
+  end
+end
+
 if idem_key then
   local owner = redis.call('HMGET', idem, 't', 's', 'r')
   if owner[1] and owner[1] ~= task_id then
     -- Same key, different task: never run the body twice (I5). This record resolves to the
-    -- owner's result instead.
+    -- owner's result instead, and expires like any completed record (task_complete).
     redis.call('HSET', record, 's', 'done', 'dup', owner[1], 'te', now)
     if owner[2] == 'd' then redis.call('HSET', record, 'r', owner[3]) end
     redis.call('ZREM', pending, task_id)
+    redis.call('EXPIRE', record, tonumber(ARGV[8]))
+    redis.call('EXPIRE', envelope, tonumber(ARGV[8]))
+    advance_watermark()
     return {3, owner[1], owner[2] == 'd' and owner[3] or false}
   elseif not owner[1] then
     redis.call('HSET', idem, 't', task_id, 's', 'r')
@@ -82,12 +113,7 @@ local rp = redis.call('HGET', record, 'rp')
 if rp then redis.call('HSET', record, 'rpc', rp) end
 redis.call('ZREM', pending, task_id)
 redis.call('SADD', wtasks, task_id)
--- Broker lists are FIFO: once sequence N of a queue is claimed, every earlier message of that
--- queue has left the list. The resurrector uses this watermark to find lost messages.
-if seq and mq == queue then
-  local claimed = tonumber(redis.call('HGET', qclaimed, queue) or 0)
-  if tonumber(seq) > claimed then redis.call('HSET', qclaimed, queue, seq) end
-end
+advance_watermark()
 local r = redis.call('HMGET', record, 'a', 'k', 'mr', 'ck', 'n', 'q', 'dt')
 return {1, epoch, tonumber(r[1]), tonumber(r[2]), tonumber(r[3]),
         redis.call('GET', envelope) or '', r[4] or '', r[5], r[6], tonumber(r[7]),

@@ -19,7 +19,8 @@
 -- ARGV[5] max_res       max_resurrections of the task
 -- ARGV[6] idem_ttl      seconds a committed result is kept; 0 when the task is not idempotent
 -- ARGV[7] message       the kombu message; '' when the broker is another server (the caller
---                       publishes it after this call; lost-message detection covers the gap)
+--                       publishes it after this call; lost-message detection covers the gap);
+--                       its "rl_seq":0 header is stamped with the sequence taken here
 -- ARGV[8] traceparent   W3C trace context of the dispatch ('' when not traced), kept so
 --                       that re-published messages carry it too
 -- ARGV[9] n_scopes      number of admission scopes
@@ -30,6 +31,7 @@
 --   {3, retry_after_ms, scope_position}    refused by admission control
 --@include clock
 --@include window
+--@include message
 
 local record, envelope, pending, qseq, list, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
   KEYS[5], KEYS[6]
@@ -64,6 +66,6 @@ if idem_ttl > 0 then
 end
 redis.call('ZADD', pending, seq, task_id)
 if ARGV[7] ~= '' then
-  redis.call('LPUSH', list, ARGV[7])
+  redis.call('LPUSH', list, stamp_seq(ARGV[7], seq))
 end
 return {1, seq}

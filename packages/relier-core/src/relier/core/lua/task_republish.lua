@@ -14,12 +14,14 @@
 -- KEYS[6] idem          idempotency marker (released on dead-lettering)
 -- ARGV[1] task_id
 -- ARGV[2] seq           the sequence the caller saw; anything else means the task moved on
--- ARGV[3] message       the kombu message; '' when the broker is another server
+-- ARGV[3] message       the kombu message; '' when the broker is another server (its
+--                       "rl_seq":0 header is stamped with the new sequence)
 -- ARGV[4] max_republish re-publications allowed before the task is dead-lettered
 -- Returns: {1, seq} republished; {2} dead-lettered (never claimed);
 --          {0} no longer waiting for a claim (its index entry is dropped)
 --@include clock
 --@include history
+--@include message
 
 local record, pending, qseq, list, dlq, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local task_id = ARGV[1]
@@ -46,5 +48,5 @@ end
 local seq = redis.call('HINCRBY', qseq, f[3], 1)
 redis.call('HSET', record, 'sq', seq)
 redis.call('ZADD', pending, seq, task_id)
-if ARGV[3] ~= '' then redis.call('LPUSH', list, ARGV[3]) end
+if ARGV[3] ~= '' then redis.call('LPUSH', list, stamp_seq(ARGV[3], seq)) end
 return {1, seq}

@@ -15,29 +15,43 @@
 -- KEYS[5] queue_list    kombu's list of the target queue (written only when ARGV[6] is set)
 -- KEYS[6] dlq           dead-letter index
 -- KEYS[7] idem          idempotency marker (released on dead-lettering)
+-- KEYS[8] workers       worker leases (kind lease_expired acts only on an expired lease)
 -- ARGV[1] task_id
 -- ARGV[2] owner         the worker id that must still own the task
 -- ARGV[3] kind          killed | lease_expired | handoff (hand-offs do not count as deaths)
 -- ARGV[4] cause         what happened, for the history (signal, exit code, lease expiry)
 -- ARGV[5] queue         the target queue (re-queue)
--- ARGV[6] message       the kombu message; '' when the broker is another server
+-- ARGV[6] message       the kombu message; '' when the broker is another server (its
+--                       "rl_seq":0 header is stamped with the new sequence)
 -- ARGV[7] max_handoffs  hand-offs allowed per task (RELIER_MAX_HANDOFFS)
 -- Returns: {1, seq} re-queued; {2} dead-lettered (max_resurrections_exceeded or
 --          max_handoffs_exceeded);
---          {0} the owner no longer holds the task (nothing written)
+--          {0} the owner no longer holds the task, or (lease_expired) the owner's lease is
+--              live (nothing written)
 --@include clock
 --@include history
+--@include message
 
-local record, wtasks, pending, qseq, list, dlq, idem =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local record, wtasks, pending, qseq, list, dlq, idem, workers =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local task_id, owner, kind, queue = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+local now = now_ms()
+
+-- The resurrector decides from a scan made earlier; meanwhile the owner may have registered
+-- again and claimed this task under a fresh lease. The deadline is checked again here, in the
+-- same atomic step as the take-over, so a live owner never loses a task it is running (I3).
+-- Same boundary as scan_due: a deadline at or before now is expired.
+if kind == 'lease_expired' then
+  local deadline = redis.call('ZSCORE', workers, owner)
+  if deadline and tonumber(deadline) > now then return {0} end
+end
+
 local f = redis.call('HMGET', record, 's', 'w', 'k', 'mr')
 if f[1] ~= 'running' or f[2] ~= owner then
   redis.call('SREM', wtasks, task_id)
   return {0}
 end
 
-local now = now_ms()
 close_attempt(record, kind, ARGV[4], now)
 redis.call('SREM', wtasks, task_id)
 redis.call('HDEL', record, 'w')
@@ -69,5 +83,5 @@ local seq = redis.call('HINCRBY', qseq, queue, 1)
 redis.call('HINCRBY', record, 'a', 1)
 redis.call('HSET', record, 's', 'queued', 'sq', seq, 'mq', queue)
 redis.call('ZADD', pending, seq, task_id)
-if ARGV[6] ~= '' then redis.call('LPUSH', list, ARGV[6]) end
+if ARGV[6] ~= '' then redis.call('LPUSH', list, stamp_seq(ARGV[6], seq)) end
 return {1, seq}
