@@ -73,7 +73,14 @@ def decode(data: bytes) -> Any:
 
 
 def text(value: Any) -> str:
-    """A Redis reply as text (replies are bytes: Relier's clients do not decode)."""
+    """A Redis reply as text (replies are bytes: Relier's clients do not decode).
+
+    The one bytes-to-text helper of every package: ``None`` (a missing field) is ``''``, and
+    bytes that are not UTF-8 (a field written by something else) decode with replacement
+    characters rather than fail a listing.
+    """
+    if value is None:
+        return ""
     if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode()
+        return bytes(value).decode(errors="replace")
     return str(value)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from relier.core.codec import text
 from relier.core.keys import Keys
 from relier.core.scripts import Call
 
@@ -55,7 +56,7 @@ class ClaimReply(msgspec.Struct, frozen=True):
                   "rekey"]
     epoch: int = 0
     attempt: int = 0
-    kills: int = 0
+    resurrections: int = 0
     max_resurrections: int = 0
     envelope: bytes = b""
     checkpoint: bytes = b""
@@ -107,17 +108,13 @@ class LockReply(msgspec.Struct, frozen=True):
     result: bytes | None = None
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _parse_dispatch(reply: list[Any]) -> DispatchReply:
     code = reply[0]
     if code == 1:
         return DispatchReply("accepted", seq=reply[1])
     if code == 2:
         return DispatchReply(
-            "duplicate", task_id=_text(reply[1]), state=_text(reply[2]), result=reply[3]
+            "duplicate", task_id=text(reply[1]), state=text(reply[2]), result=reply[3]
         )
     return DispatchReply("rejected", retry_after_ms=int(reply[1]), scope_position=reply[2])
 
@@ -126,21 +123,21 @@ def _parse_claim(reply: list[Any]) -> ClaimReply:
     code = reply[0]
     if code == 1:
         return ClaimReply(
-            "claimed", epoch=reply[1], attempt=reply[2], kills=reply[3],
+            "claimed", epoch=reply[1], attempt=reply[2], resurrections=reply[3],
             max_resurrections=reply[4], envelope=reply[5], checkpoint=reply[6],
-            task_name=_text(reply[7]), queue=_text(reply[8]), dispatched_at=reply[9],
-            idem_key=_text(reply[10]), idem_ttl=reply[11],
+            task_name=text(reply[7]), queue=text(reply[8]), dispatched_at=reply[9],
+            idem_key=text(reply[10]), idem_ttl=reply[11],
         )
     if code == 0:
-        return ClaimReply("duplicate", state=_text(reply[1]), owner=_text(reply[2]))
+        return ClaimReply("duplicate", state=text(reply[1]), owner=text(reply[2]))
     if code == -1:
         return ClaimReply("missing")
     if code == -2:
         return ClaimReply("no_lease")
     if code == 4:
         # The idempotency key the caller declared is not the record's: nothing was written.
-        return ClaimReply("rekey", idem_key=_text(reply[1]))
-    return ClaimReply("idempotent_duplicate", other_task_id=_text(reply[1]), result=reply[2])
+        return ClaimReply("rekey", idem_key=text(reply[1]))
+    return ClaimReply("idempotent_duplicate", other_task_id=text(reply[1]), result=reply[2])
 
 
 def _parse_transition(reply: list[Any]) -> TransitionReply:
@@ -162,11 +159,11 @@ def _parse_checkpoint(reply: list[Any]) -> CheckpointReply:
 def _parse_renew(reply: list[Any]) -> RenewReply:
     if reply[0] == 0:
         return RenewReply(lost=True)
-    return RenewReply(lost=False, running=reply[1], drain=_text(reply[2]))
+    return RenewReply(lost=False, running=reply[1], drain=text(reply[2]))
 
 
 def _parse_scan(reply: list[Any]) -> ScanReply:
-    return ScanReply(int(reply[0]), int(reply[1]), [_text(m) for m in reply[2:]])
+    return ScanReply(int(reply[0]), int(reply[1]), [text(m) for m in reply[2:]])
 
 
 def _parse_lock(reply: list[Any]) -> LockReply:

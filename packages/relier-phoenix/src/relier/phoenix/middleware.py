@@ -144,7 +144,7 @@ class PhoenixMiddleware(Middleware):
 
         job.epoch = reply.epoch
         job.attempt = reply.attempt
-        job.resurrections = reply.kills
+        job.resurrections = reply.resurrections
         job.max_resurrections = reply.max_resurrections
         job.sealed = reply.envelope
         job.dispatched_at_ms = reply.dispatched_at

@@ -27,7 +27,7 @@
 -- ARGV[8] result_ttl    seconds a record resolved here (idempotent duplicate) stays readable
 -- ARGV[9] message_seq   the broker sequence stamped in the delivered message ('' if none)
 -- Returns:
---   {1, epoch, attempt, kills, max_res, envelope, checkpoint, name, queue, dispatched_at,
+--   {1, epoch, attempt, resurrections, max_res, envelope, checkpoint, name, queue, dispatched_at,
 --    idem_key, idem_ttl}                   claimed
 --   {0, state, owner}                      duplicate delivery: drop it without running
 --   {-1}                                   no record and nothing to adopt

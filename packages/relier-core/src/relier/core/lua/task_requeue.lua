@@ -55,7 +55,7 @@ end
 close_attempt(record, kind, ARGV[4], now)
 redis.call('SREM', wtasks, task_id)
 redis.call('HDEL', record, 'w')
-local kills = tonumber(f[3])
+local resurrections = tonumber(f[3])
 local dr, dx, dm
 if kind == 'handoff' then
   -- A hand-off is not a death, but it is counted here, for every caller (drain, a run
@@ -66,11 +66,11 @@ if kind == 'handoff' then
     dm = 'handed off ' .. handoffs .. ' times (RELIER_MAX_HANDOFFS=' .. ARGV[7] .. ')'
   end
 else
-  kills = redis.call('HINCRBY', record, 'k', 1)
+  resurrections = redis.call('HINCRBY', record, 'k', 1)
 end
-if not dr and kills > tonumber(f[4]) then
+if not dr and resurrections > tonumber(f[4]) then
   dr, dx = 'max_resurrections_exceeded', 'relier.core.exceptions.MaxResurrectionsExceededError'
-  dm = 'lost its worker ' .. kills .. ' times (max_resurrections=' .. f[4] .. ')'
+  dm = 'lost its worker ' .. resurrections .. ' times (max_resurrections=' .. f[4] .. ')'
 end
 if dr then
   redis.call('HSET', record, 's', 'dead', 'dr', dr, 'dx', dx, 'dm', dm, 'tb', '', 'dd', now)
