@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from relier.core import Keys, Ops, scripts
-from relier.core.ops import AdmissionScope, CheckpointReply
+from relier.core.ops import AdmissionScope, CheckpointReply, DispatchRequest
 
 K = Keys()
 OPS = Ops(K)
@@ -24,7 +24,9 @@ def dispatch(r: redis.Redis, task_id: str = "t1", **kw: object):  # type: ignore
     args = {"task_name": "app.job", "queue": "default", "envelope": b"ENV",
             "max_resurrections": 2, "message": b"MSG:" + task_id.encode()}
     args.update(kw)
-    return scripts(r).run(OPS.dispatch(task_id=task_id, **args))  # type: ignore[arg-type]
+    message = args.pop("message")
+    return scripts(r).run(OPS.dispatch(DispatchRequest(task_id=task_id, **args),  # type: ignore[arg-type]
+                                       message))  # type: ignore[arg-type]
 
 
 def register(r: redis.Redis, wid: str = "w1", ttl_ms: int = 10_000) -> None:

@@ -145,11 +145,9 @@ def test_fused_stale_duplicate_message_does_not_push_the_watermark_past_the_back
     assert stale is not None
     headers = json.loads(stale)["headers"]
     assert (headers["id"], headers["rl_seq"]) == (first, seq)
-    ledger.scripts.run(ledger.ops.register_worker(worker_id="w", ttl_ms=60_000,
-                                                  facts={"hostname": "w"}))
-    claimed = ledger.scripts.run(ledger.ops.claim(
-        task_id=first, worker_id="w", queue="high_priority", result_ttl=60,
-        message_seq=str(headers["rl_seq"])))
+    ledger.register_worker("w", ttl_ms=60_000, facts={"hostname": "w"})
+    claimed = ledger.claim(task_id=first, worker_id="w", queue="high_priority",
+                           message_seq=str(headers["rl_seq"]))
     assert claimed.kind == "claimed"
     resurrector = Resurrector(ledger.settings)
     end = time.monotonic() + NEVER_CLAIMED_WINDOW
@@ -172,8 +170,7 @@ def test_keeper_fences_the_runs_of_a_lease_that_expired_before_its_renewal(
                          active_ids=set)
     keeper.register()
     receipt = tasks.record.push("stalled")
-    run = ledger.scripts.run(ledger.ops.claim(task_id=receipt.id, worker_id=keeper.worker_id,
-                                              queue="high_priority", result_ttl=60))
+    run = ledger.claim(task_id=receipt.id, worker_id=keeper.worker_id, queue="high_priority")
     assert run.kind == "claimed"
     client.zadd(KEYS.workers, {keeper.worker_id: 1})  # the deadline passed during a stall
     keeper.renew()
@@ -185,13 +182,11 @@ def test_keeper_fences_the_runs_of_a_lease_that_expired_before_its_renewal(
     now_ms = int(time.time() * 1000)
     assert (client.zscore(KEYS.workers, keeper.worker_id) or 0) > now_ms  # registered again
     # The old run is fenced: its result is refused.
-    assert not ledger.scripts.run(ledger.ops.complete(
-        task_id=receipt.id, worker_id=keeper.worker_id, epoch=run.epoch, result=b'"old"',
-        result_ttl=60))
+    assert not ledger.complete(
+        task_id=receipt.id, worker_id=keeper.worker_id, epoch=run.epoch, result=b'"old"')
     # A new incarnation under the new lease; a resurrector acting on a scan made while the
     # lease was expired must not take it away.
-    again = ledger.scripts.run(ledger.ops.claim(task_id=receipt.id, worker_id=keeper.worker_id,
-                                                queue="re-queue", result_ttl=60))
+    again = ledger.claim(task_id=receipt.id, worker_id=keeper.worker_id, queue="re-queue")
     assert (again.kind, again.epoch) == ("claimed", run.epoch + 1)
     stale_scan = ledger.requeue(receipt.id, owner=keeper.worker_id, kind="lease_expired",
                                 cause="lease expired (stale scan)")

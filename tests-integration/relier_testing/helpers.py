@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import redis
 
 from relier.core import Keys
+from relier.core.ops import DispatchRequest
 from relier.envelope import Envelope, Keyring, seal
 from relier.phoenix import Ledger
 from relier.phoenix.records import TaskRecord, fetch_record
@@ -44,7 +45,7 @@ def dispatch_raw(task_name: str, task_id: str, args: list[Any], *, version: int 
     ledger = Ledger()
     env = Envelope(task_name, task_id, version, args, {})
     sealed = seal(env, keyring or Keyring.from_settings(ledger.settings))
-    call, message = ledger.dispatch_call(task_id=task_id, task_name=task_name, queue=queue,
-                                         envelope=sealed, max_resurrections=2)
-    assert ledger.dispatch(call, message, queue).kind == "accepted"
+    assert ledger.dispatch(DispatchRequest(task_id=task_id, task_name=task_name, queue=queue,
+                                           envelope=sealed, max_resurrections=2)
+                           ).kind == "accepted"
     return sealed

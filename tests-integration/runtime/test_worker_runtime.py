@@ -59,15 +59,12 @@ def test_body_raising_shutdown_exception_runs_once_and_is_dead_lettered(
 
 def _running_task(ledger: object, worker_id: str) -> str:
     """A task dispatched and claimed by ``worker_id`` (no worker process involved)."""
-    from relier.core import scripts
     from relier.phoenix import Ledger
 
     assert isinstance(ledger, Ledger)
     receipt = runtime_tasks.echo.push("x")
-    scripts(ledger.client).run(ledger.ops.register_worker(
-        worker_id=worker_id, ttl_ms=60_000, facts={"hostname": "h"}))
-    reply = scripts(ledger.client).run(ledger.ops.claim(
-        task_id=receipt.id, worker_id=worker_id, queue="default"))
+    ledger.register_worker(worker_id, ttl_ms=60_000, facts={"hostname": "h"})
+    reply = ledger.claim(task_id=receipt.id, worker_id=worker_id, queue="default")
     assert reply.kind == "claimed"
     return receipt.id
 
@@ -75,7 +72,6 @@ def _running_task(ledger: object, worker_id: str) -> str:
 def test_hand_offs_are_capped_in_the_requeue_script(
     relier_env: dict[str, str], client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from relier.core import scripts
     from relier.core.settings import reset_settings
     from relier.phoenix import Ledger
 
@@ -88,8 +84,8 @@ def test_hand_offs_are_capped_in_the_requeue_script(
         outcomes.append(ledger.requeue(task_id, owner="w1", kind="handoff",
                                        cause="drain deadline").kind)
         if outcomes[-1] == "done":  # the next incarnation, on the same worker
-            assert scripts(client).run(ledger.ops.claim(
-                task_id=task_id, worker_id="w1", queue="re-queue")).kind == "claimed"
+            assert ledger.claim(
+                task_id=task_id, worker_id="w1", queue="re-queue").kind == "claimed"
     assert outcomes == ["done", "done", "dead"]
     rec = record(client, task_id)
     assert rec.state == "dead"

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from relier.cli.main import requeue_consumer_check
+from relier.cli.doctor_cmd import requeue_consumer_check
 from relier.cli.schema import (
     AttemptJSON,
     DeadLetterJSON,
@@ -28,6 +28,7 @@ from relier.cli.schema import (
 )
 from relier.phoenix import TaskStory
 from relier.phoenix.records import Attempt, TaskRecord
+from relier.phoenix.views import decode_worker
 
 RL = Path(sys.executable).with_name("rl")  # the console script pyproject.toml installs
 
@@ -125,8 +126,8 @@ def test_worker_row_types(capsys: pytest.CaptureFixture[str]) -> None:
              b"queues": b"default,re-queue", b"pool": b"prefork", b"concurrency": b"4",
              b"started": str(T0).encode(), b"state": b"running",
              b"tasks": b'["app.tasks.pay", "app.tasks.refund"]'}
-    row = typed([worker_json("w1@vm:4242:abc", facts, deadline_ms=T0 + 5000,
-                             now_ms=T0 + 2000, running=3)], capsys)[0]
+    info = decode_worker("w1@vm:4242:abc", facts, deadline_ms=T0 + 5000, running=3)
+    row = typed([worker_json(info, now_ms=T0 + 2000)], capsys)[0]
     assert row == {
         "hostname": "w1@vm", "lease_id": "w1@vm:4242:abc", "pid": 4242, "host": "vm",
         "queues": ["default", "re-queue"], "pool": "prefork", "concurrency": 4, "running": 3,
@@ -138,8 +139,9 @@ def test_worker_row_types(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_worker_row_of_an_expired_older_worker(capsys: pytest.CaptureFixture[str]) -> None:
-    row = typed(worker_json("x", {b"hostname": b"old@vm", b"pid": b""}, deadline_ms=T0,
-                            now_ms=T0 + 1500, running=0), capsys)
+    info = decode_worker("x", {b"hostname": b"old@vm", b"pid": b""}, deadline_ms=T0,
+                         running=0)
+    row = typed(worker_json(info, now_ms=T0 + 1500), capsys)
     assert row["state"] == "expired"
     assert row["lease_expires_in_s"] == -1.5
     assert row["pid"] is None
@@ -266,7 +268,7 @@ def screen(output: str) -> list[str]:
 @pytest.mark.parametrize("tty", [True, False])
 def test_drain_progress_leaves_no_remnants(tty: bool, capsys: pytest.CaptureFixture[str]
                                            ) -> None:
-    from relier.cli.main import _Progress
+    from relier.cli.worker_cmd import Progress as _Progress
 
     progress = _Progress(tty)
     for line in ("  waiting: 12 task(s) still running", "  waiting: 12 task(s) still running",

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from relier.cli.bench import BenchEnv
+from relier.core.keys import Keys
+from relier.core.record import STATE
 
 
 def _use(env: BenchEnv) -> None:
@@ -35,7 +37,7 @@ def ledger_counts(env: BenchEnv, ids: list[str]) -> dict[str, int]:
     for start in range(0, len(ids), 1000):
         pipe = client.pipeline(transaction=False)
         for task_id in ids[start:start + 1000]:
-            pipe.hget(f"rl:t:{{{task_id}}}", "s")
+            pipe.hget(Keys().task(task_id), STATE)
         for state in pipe.execute():
             key = state.decode() if state else "missing"
             counts[key] = counts.get(key, 0) + 1

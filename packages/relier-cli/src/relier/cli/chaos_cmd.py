@@ -21,24 +21,19 @@ from typing import Any
 import redis
 import typer
 
-from relier.cli._common import ago, console, fail, guard, ledger, redis_now_ms, settings
+from relier.cli._common import ago, console, fail, guard, ledger, settings
 from relier.core.codec import text
+from relier.core.connection import redis_client
+from relier.core.ops import DispatchRequest
+from relier.core.record import DEAD_REASON, STATE
 
 app = typer.Typer(no_args_is_help=True, help="Break things on purpose; watch Relier recover.")
 
 
 def _local_workers() -> list[dict[str, str]]:
-    led = ledger()
-    client, keys = led.client, led.keys
-    seconds, micros = client.time()
-    now = int(seconds) * 1000 + int(micros) // 1000
     here = socket.gethostname()
-    found = []
-    for raw in client.zrangebyscore(keys.workers, now, "+inf"):
-        facts = {text(k): text(v) for k, v in client.hgetall(keys.worker(text(raw))).items()}
-        if facts.get("host") == here and facts.get("pid", "").isdigit():
-            found.append({"lease": text(raw), **facts})
-    return found
+    return [{"lease": w.worker_id, "hostname": w.hostname, "host": w.host, "pid": str(w.pid)}
+            for w in ledger().workers(live_only=True) if w.host == here and w.pid is not None]
 
 
 def _dispatch_long(seconds: float) -> tuple[Any, str]:
@@ -50,7 +45,7 @@ def _dispatch_long(seconds: float) -> tuple[Any, str]:
 
 
 def _attempt_pids(marker: str) -> list[tuple[int, int]]:
-    client = ledger().client
+    client = redis_client(settings())
     return [tuple(map(int, text(v).split(":"))) for v in  # type: ignore[misc]
             client.lrange(f"rl-chaos:{marker}", 0, -1)]
 
@@ -150,11 +145,10 @@ def redis_restart(
     down: float = typer.Option(1.0, "--down", help="Seconds Redis stays down."),
 ) -> None:
     """SIGKILL the local Redis mid-run and restart it from its AOF; count what survived."""
-    client = ledger().client
+    client = redis_client(settings())
     # A message kombu popped just before the kill never reaches a worker; only the resurrector
     # finds and re-publishes it. Without one the count below would blame Relier for it.
-    recent = redis_now_ms(client) - 10_000
-    if not client.zrangebyscore(ledger().keys.resurrectors, recent, "+inf"):
+    if not ledger().resurrectors_alive():
         fail("no live resurrector: it re-publishes messages lost when Redis dies mid-pop; "
              "start `rl run-resurrector` (or use `rl cluster up`) and run this again")
     info = client.info("server")
@@ -247,16 +241,14 @@ def poison() -> None:
     task_id = f"chaos-poison-{uuid.uuid4().hex[:8]}"
     sealed = bytearray(seal(Envelope("chaos.noop", task_id, 1, [], {}), Keyring.from_settings(s)))
     sealed[-3] ^= 0xFF  # one flipped byte in the body
-    call, message = led.dispatch_call(task_id=task_id, task_name="chaos.noop",
-                                      queue="default", envelope=bytes(sealed),
-                                      max_resurrections=0)
-    led.dispatch(call, message, "default")
+    led.dispatch(DispatchRequest(task_id=task_id, task_name="chaos.noop", queue="default",
+                                 envelope=bytes(sealed), max_resurrections=0))
     console.print(f"dispatched tampered task {task_id}")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        state, reason = led.client.hmget(led.keys.task(task_id), "s", "dr")
-        if state == b"dead":
-            console.print(f"[green]dead-lettered[/green] with reason {text(reason)}; the "
+        rec = led.record_fields(task_id, STATE, DEAD_REASON)
+        if rec.state == "dead":
+            console.print(f"[green]dead-lettered[/green] with reason {rec.reason}; the "
                           f"payload was never run. `rl dlq show {task_id}`")
             return
         time.sleep(0.1)

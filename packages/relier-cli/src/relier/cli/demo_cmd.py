@@ -24,7 +24,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from relier.cli._common import console, fail
 from relier.cli.procs import LocalRedis, ManagedProcess, ResurrectorProcess, WorkerProcess
-from relier.core.codec import text
+from relier.core.connection import redis_client
+from relier.core.record import STARTED_MS
 
 QUEUES = ["high_priority", "default", "low_priority", "re-queue"]
 
@@ -79,7 +80,7 @@ def _run(url: str, base: Path, procs: list[ManagedProcess], orders: int, charges
     from relier.phoenix import Ledger
 
     ledger = Ledger()
-    client, keys = ledger.client, ledger.keys
+    client = redis_client(ledger.settings)  # the demo's own counters
     env = {"RELIER_REDIS_URL": url, "RELIER_IMPORTS": "relier.cli.demo_tasks",
            "RELIER_LOG_LEVEL": "WARNING",
            "RELIER_SIGNING_KEYS": os.environ["RELIER_SIGNING_KEYS"]}
@@ -120,16 +121,13 @@ def _run(url: str, base: Path, procs: list[ManagedProcess], orders: int, charges
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if not killed and time.monotonic() >= kill_at:
-                owned = client.smembers(keys.worker_tasks(_lease_of(client, keys,
-                                                                    victim.hostname)))
-                killed = [text(m) for m in owned]
-                seconds, micros = client.time()
-                killed_ms = int(seconds) * 1000 + int(micros) // 1000
+                killed = sorted(ledger.worker_tasks(_lease_of(ledger, victim.hostname)))
+                killed_ms = ledger.now_ms()
                 victim.kill_group(signal.SIGKILL)
                 progress.console.print(f"[red]SIGKILL[/red] {victim.hostname} (pid "
                                        f"{victim.pid}) with {len(killed)} task(s) in flight")
                 workers.append(start_worker(3))
-            states = _states(client, keys, ids)
+            states = ledger.states(ids)
             done = states.get("done", 0) + states.get("dead", 0)
             progress.update(bar, completed=done,
                             detail=f"running {states.get('running', 0)}, queued "
@@ -138,14 +136,14 @@ def _run(url: str, base: Path, procs: list[ManagedProcess], orders: int, charges
                 break
             time.sleep(0.2)
 
-    states = _states(client, keys, ids)
+    states = ledger.states(ids)
     delivered = states.get("done", 0)
     lost = len(ids) - delivered - states.get("dead", 0)
     recoveries = []
     for task_id in killed:
-        started = client.hget(keys.task(task_id), "ts")
+        started = ledger.record_fields(task_id, STARTED_MS).started_ms
         if started:
-            recoveries.append(int(started) / 1000 - killed_ms / 1000)
+            recoveries.append(started / 1000 - killed_ms / 1000)
     charges_run = sum(int(v) for v in client.hvals("demo:charges"))
     overhead = _overhead(process_order) if own_redis else None
     lines = [
@@ -168,23 +166,8 @@ def _run(url: str, base: Path, procs: list[ManagedProcess], orders: int, charges
     return Panel("\n".join(lines), title=f"Relier demo: {title}", expand=False)
 
 
-def _lease_of(client: Any, keys: Any, hostname: str) -> str:
-    for member in client.zrange(keys.workers, 0, -1):
-        worker_id = text(member)
-        if client.hget(keys.worker(worker_id), "hostname") == hostname.encode():
-            return worker_id
-    return ""
-
-
-def _states(client: Any, keys: Any, ids: list[str]) -> dict[str, int]:
-    pipe = client.pipeline(transaction=False)
-    for task_id in ids:
-        pipe.hget(keys.task(task_id), "s")
-    counts: dict[str, int] = {}
-    for state in pipe.execute():
-        name = state.decode() if state else "missing"
-        counts[name] = counts.get(name, 0) + 1
-    return counts
+def _lease_of(ledger: Any, hostname: str) -> str:
+    return next((w.worker_id for w in ledger.workers() if w.hostname == hostname), "")
 
 
 def _overhead(task: Any, n: int = 300) -> tuple[float, float]:

@@ -18,13 +18,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
-from relier.core.codec import text
-from relier.phoenix.records import Attempt, TaskRecord
+from relier.core.record import Attempt, TaskRecord
+from relier.phoenix.views import InflightTask, WorkerInfo
 
 __all__ = [
     "AttemptJSON",
@@ -33,6 +32,7 @@ __all__ = [
     "TaskJSON",
     "WorkerJSON",
     "dead_letter_json",
+    "inflight_json",
     "iso",
     "node_of",
     "print_typed",
@@ -221,36 +221,32 @@ class WorkerJSON(msgspec.Struct, kw_only=True):
     tasks: list[str] | None
 
 
-def _int_or_none(value: str) -> int | None:
-    try:
-        return int(value)
-    except ValueError:
-        return None
-
-
-def _names(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    try:
-        names = msgspec.json.decode(value)
-    except msgspec.DecodeError:
-        return None
-    return [str(n) for n in names] if isinstance(names, list) else None
-
-
-def worker_json(lease_id: str, facts: Mapping[Any, Any], *, deadline_ms: int, now_ms: int,
-                running: int) -> WorkerJSON:
-    """A worker's facts hash (``rl:w:{id}``) and lease as a ``rl worker list`` row."""
-    f = {text(k): text(v) for k, v in facts.items()}
-    started = _int_or_none(f.get("started", "")) or None
+def worker_json(worker: WorkerInfo, *, now_ms: int) -> WorkerJSON:
+    """A registered worker (``Ledger.workers``) as a ``rl worker list`` row."""
+    w, deadline = worker, worker.deadline_ms
     return WorkerJSON(
-        hostname=f.get("hostname", ""), lease_id=lease_id, pid=_int_or_none(f.get("pid", "")),
-        host=f.get("host", ""), queues=[q for q in f.get("queues", "").split(",") if q],
-        pool=f.get("pool", ""), concurrency=_int_or_none(f.get("concurrency", "")),
-        running=running, state=f.get("state", "") if deadline_ms >= now_ms else "expired",
-        started_at=iso(started), started_ms=started,
-        lease_expires_at=iso(deadline_ms), lease_expires_ms=_ms(deadline_ms),
-        lease_expires_in_s=_seconds(deadline_ms - now_ms), tasks=_names(f.get("tasks")),
+        hostname=w.hostname, lease_id=w.worker_id, pid=w.pid, host=w.host,
+        queues=list(w.queues), pool=w.pool, concurrency=w.concurrency, running=w.running,
+        state=w.state if deadline >= now_ms else "expired",
+        started_at=iso(w.started_ms), started_ms=w.started_ms,
+        lease_expires_at=iso(deadline), lease_expires_ms=_ms(deadline),
+        lease_expires_in_s=_seconds(deadline - now_ms),
+        tasks=None if w.tasks is None else list(w.tasks),
+    )
+
+
+def inflight_json(task: InflightTask, *, now_ms: int, ttl_ms: int) -> InflightJSON:
+    """A running task (``Ledger.inflight``) as a ``rl tasks inflight`` row."""
+    started, deadline = task.started_ms, task.lease_deadline_ms
+    renewed = deadline - ttl_ms
+    return InflightJSON(
+        task_id=task.task_id, task=task.task_name, worker=task.hostname,
+        lease_id=task.worker_id, attempt=task.attempt, resurrections=task.resurrections,
+        started_at=iso(started), started_ms=started or None,
+        age_s=round((now_ms - (started or now_ms)) / 1000, 3),
+        lease_renewed_at=iso(renewed), lease_renewed_ms=renewed,
+        lease_expires_at=iso(deadline), lease_expires_ms=deadline,
+        lease_expired=deadline < now_ms, checkpoint_bytes=task.checkpoint_bytes,
     )
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "CheckpointReply",
     "ClaimReply",
     "DispatchReply",
+    "DispatchRequest",
     "LockReply",
     "Ops",
     "RenewReply",
@@ -35,6 +36,32 @@ class AdmissionScope(msgspec.Struct, frozen=True):
     limit: int
     window_ms: int
     name: str = "global"
+
+
+class DispatchRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a dispatch records: the one spelling of the dispatch arguments.
+
+    Built by the producer (``relier.tasks``), recorded by ``Ledger.prepare_dispatch`` and
+    passed to ``task_dispatch`` by ``Ops.dispatch`` (whose header documents each slot).
+
+    Attributes:
+        task_id / task_name / queue: The new task.
+        envelope: The sealed envelope bytes.
+        max_resurrections: Deaths allowed before it is dead-lettered.
+        idem_key / idem_ttl: Its idempotency marker key and result TTL ('' / 0: none).
+        admission: The admission scopes the dispatch must pass.
+        traceparent: W3C trace context of the dispatch ('' when not traced).
+    """
+
+    task_id: str
+    task_name: str
+    queue: str
+    envelope: bytes
+    max_resurrections: int
+    idem_key: str = ""
+    idem_ttl: int = 0
+    admission: tuple[AdmissionScope, ...] = ()
+    traceparent: str = ""
 
 
 class DispatchReply(msgspec.Struct, frozen=True):
@@ -193,28 +220,20 @@ class Ops:
         self.keys = keys
 
     # -- dispatch and execution ----------------------------------------------------------------
-    def dispatch(
-        self,
-        *,
-        task_id: str,
-        task_name: str,
-        queue: str,
-        envelope: bytes,
-        max_resurrections: int,
-        message: bytes = b"",
-        idem_key: str = "",
-        idem_ttl: int = 0,
-        admission: tuple[AdmissionScope, ...] = (),
-        traceparent: str = "",
-    ) -> Call[DispatchReply]:
-        """Dedup, admit, record and publish a new task (``task_dispatch``)."""
-        k = self.keys
+    def dispatch(self, request: DispatchRequest, message: bytes = b"") -> Call[DispatchReply]:
+        """Dedup, admit, record and publish a new task (``task_dispatch``).
+
+        ``message`` is pushed by the script itself; '' when the broker is another server.
+        """
+        k, r = self.keys, request
         return Call(
             "task_dispatch",
-            [k.task(task_id), k.envelope(task_id), k.pending(queue), k.queue_seq,
-             k.broker_list(queue), idem_key or k.task(task_id), *(s.key for s in admission)],
-            [task_id, task_name, queue, envelope, max_resurrections, idem_ttl if idem_key else 0,
-             message, traceparent, *_scope_args(admission)],
+            [k.task(r.task_id), k.envelope(r.task_id), k.pending(r.queue), k.queue_seq,
+             k.broker_list(r.queue), r.idem_key or k.task(r.task_id),
+             *(s.key for s in r.admission)],
+            [r.task_id, r.task_name, r.queue, r.envelope, r.max_resurrections,
+             r.idem_ttl if r.idem_key else 0, message, r.traceparent,
+             *_scope_args(r.admission)],
             _parse_dispatch,
         )
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from relier.core.codec import text
 from relier.core.exceptions import AdmissionRejectedError, TaskNotFoundError
 from relier.core.ops import AdmissionScope
 from relier.core.settings import Settings
 from relier.phoenix.ledger import Ledger
-from relier.phoenix.records import TaskRecord, fetch_record, parse_record
+from relier.phoenix.records import TaskRecord
 
 __all__ = ["DeadLetterQueue"]
 
@@ -43,36 +42,17 @@ class DeadLetterQueue:
 
     def count(self) -> int:
         """Number of entries."""
-        return int(self.ledger.client.zcard(self.ledger.keys.dlq))
-
-    def _ids(self, newest_first: bool = True) -> Iterator[str]:
-        client, key, page = self.ledger.client, self.ledger.keys.dlq, 500
-        start = 0
-        while True:
-            chunk = (client.zrevrange(key, start, start + page - 1) if newest_first
-                     else client.zrange(key, start, start + page - 1))
-            if not chunk:
-                return
-            yield from (text(m) for m in chunk)
-            start += page
+        return self.ledger.dlq_count()
 
     def list(
         self, *, reason: str | None = None, task: str | None = None, limit: int | None = 100
     ) -> list[TaskRecord]:
         """Entries, newest first, optionally filtered by exact reason and task name."""
         found: list[TaskRecord] = []
-        client, keys = self.ledger.client, self.ledger.keys
         batch: list[str] = []
 
         def flush() -> bool:
-            pipe = client.pipeline(transaction=False)
-            for task_id in batch:
-                pipe.hgetall(keys.task(task_id))
-                pipe.get(keys.envelope(task_id))
-            replies = pipe.execute()
-            for task_id, fields, envelope in zip(batch, replies[::2], replies[1::2],
-                                                 strict=True):
-                record = parse_record(task_id, fields, envelope)
+            for record in self.ledger.records(batch):
                 if record.state != "dead":
                     continue
                 if reason and record.reason != reason:
@@ -85,7 +65,7 @@ class DeadLetterQueue:
             batch.clear()
             return False
 
-        for task_id in self._ids():
+        for task_id in self.ledger.dlq_ids():
             batch.append(task_id)
             if len(batch) >= 200 and flush():
                 return found
@@ -99,7 +79,7 @@ class DeadLetterQueue:
         Raises:
             TaskNotFoundError: the task is not in the dead-letter queue.
         """
-        record = fetch_record(self.ledger.client, self.ledger.keys, task_id)
+        record = self.ledger.record(task_id)
         if record.state == "unknown":
             raise TaskNotFoundError(task_id)
         if record.state != "dead":
@@ -125,8 +105,8 @@ class DeadLetterQueue:
             record = self.show(task_id)
             scopes = self.admission(record)
             if scopes:
-                wait, position = self.ledger.scripts.run(self.ledger.ops.admit(
-                    member=f"release:{task_id}", scopes=scopes))
+                wait, position = self.ledger.admit(member=f"release:{task_id}",
+                                                   scopes=scopes)
                 if wait:
                     scope = scopes[position - 1]
                     raise AdmissionRejectedError(
@@ -159,14 +139,11 @@ class DeadLetterQueue:
 
     def purge(self, task_id: str) -> bool:
         """Delete one entry for good (and its checkpoint file)."""
-        record = self.ledger.client.hmget(self.ledger.keys.task(task_id), "x")
-        idem = text(record[0]) if record[0] else ""
-        purged = bool(self.ledger.scripts.run(self.ledger.ops.purge(task_id=task_id,
-                                                                    idem_key=idem)))
+        purged = self.ledger.purge(task_id)
         if purged:
             self.ledger.checkpoints.discard(task_id)
         return purged
 
     def purge_all(self) -> int:
         """Delete every entry; returns how many."""
-        return sum(self.purge(task_id) for task_id in list(self._ids()))
+        return sum(self.purge(task_id) for task_id in list(self.ledger.dlq_ids()))

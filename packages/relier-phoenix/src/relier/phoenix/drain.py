@@ -23,10 +23,10 @@ from collections.abc import Callable, Collection
 
 import redis
 
-from relier.core.codec import text
 from relier.core.settings import Settings
 from relier.phoenix.lease import LeaseKeeper
 from relier.phoenix.ledger import Ledger
+from relier.phoenix.port import LedgerPort
 
 __all__ = ["Drain", "request_drain", "shutting_down"]
 
@@ -114,7 +114,7 @@ class Drain:
             self.finished.set()
 
 
-def shutting_down(ledger: Ledger, worker_id: str, *, settle: float = 1.0) -> bool:
+def shutting_down(ledger: LedgerPort, worker_id: str, *, settle: float = 1.0) -> bool:
     """True when the worker ``worker_id`` is draining or shutting down.
 
     Only then may a run interrupted by ``CancelledError``, ``SystemExit`` or
@@ -133,10 +133,10 @@ def shutting_down(ledger: Ledger, worker_id: str, *, settle: float = 1.0) -> boo
             return True
         if worker_id:
             try:
-                state = ledger.client.hget(ledger.keys.worker(worker_id), "state")
+                state = ledger.worker_state(worker_id)
             except redis.RedisError:
-                state = None
-            if state == b"draining":
+                state = ""
+            if state == "draining":
                 return True
         if time.monotonic() >= deadline:
             return False
@@ -154,13 +154,5 @@ def request_drain(hostname: str, timeout: float | None = None,
         The lease ids of the workers asked to drain (empty: no such live worker).
     """
     ledger = Ledger(settings)
-    client, keys = ledger.client, ledger.keys
     wanted = ledger.settings.graceful_shutdown_timeout if timeout is None else timeout
-    asked = []
-    for member in client.zrange(keys.workers, 0, -1):
-        worker_id = text(member)
-        host = client.hget(keys.worker(worker_id), "hostname")
-        if host is not None and text(host) == hostname:
-            client.hset(keys.worker(worker_id), "drain", str(wanted))
-            asked.append(worker_id)
-    return asked
+    return ledger.request_drain(hostname, wanted)

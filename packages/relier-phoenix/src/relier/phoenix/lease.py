@@ -23,9 +23,18 @@ from collections.abc import Callable
 
 import redis
 
-from relier.core.codec import text
 from relier.core.ops import TransitionReply
-from relier.phoenix.ledger import Ledger, retry_transient
+from relier.core.record import MESSAGE_QUEUE, MESSAGE_SEQ, STATE
+from relier.phoenix.ledger import retry_transient
+from relier.phoenix.port import LedgerPort
+from relier.phoenix.views import (
+    FACT_HOST,
+    FACT_HOSTNAME,
+    FACT_PID,
+    FACT_QUEUES,
+    FACT_STARTED,
+    FACT_STATE,
+)
 
 __all__ = ["LeaseKeeper", "current_keeper"]
 
@@ -54,7 +63,7 @@ class LeaseKeeper:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: LedgerPort,
         *,
         hostname: str,
         queues: list[str],
@@ -68,12 +77,12 @@ class LeaseKeeper:
         self.active_ids = active_ids
         self.on_drain = on_drain
         self.facts = {
-            "hostname": hostname,
-            "host": socket.gethostname(),
-            "pid": str(os.getpid()),
-            "queues": ",".join(queues),
-            "started": str(int(time.time() * 1000)),
-            "state": "running",
+            FACT_HOSTNAME: hostname,
+            FACT_HOST: socket.gethostname(),
+            FACT_PID: str(os.getpid()),
+            FACT_QUEUES: ",".join(queues),
+            FACT_STARTED: str(int(time.time() * 1000)),
+            FACT_STATE: "running",
             **(facts or {}),
         }
         self._stop = threading.Event()
@@ -92,8 +101,7 @@ class LeaseKeeper:
     def register(self) -> None:
         """Take the lease (call before consuming; raises if Redis is unreachable)."""
         global _current
-        self.ledger.scripts.run(self.ledger.ops.register_worker(
-            worker_id=self.worker_id, ttl_ms=self.ttl_ms, facts=self.facts))
+        self.ledger.register_worker(self.worker_id, ttl_ms=self.ttl_ms, facts=self.facts)
         _current = self
         log.info("worker %s holds lease %s (ttl %.1fs)", self.hostname, self.worker_id,
                  self.ledger.settings.heartbeat_ttl)
@@ -125,14 +133,13 @@ class LeaseKeeper:
     def renew(self) -> None:
         """One renewal (one round trip), plus reconciliation when Redis disagrees with us."""
         ledger = self.ledger
-        reply = ledger.scripts.run(ledger.ops.renew_worker(worker_id=self.worker_id,
-                                                           ttl_ms=self.ttl_ms))
+        reply = ledger.renew_worker(self.worker_id, ttl_ms=self.ttl_ms)
         self.renewals += 1
         if reply.lost:
             self.on_lease_lost()
             return
         if reply.drain and self.on_drain is not None:
-            ledger.client.hdel(ledger.keys.worker(self.worker_id), "drain")
+            ledger.clear_drain_request(self.worker_id)
             self.on_drain(float(reply.drain))
         if reply.running > len(self.active_ids()):
             self.reconcile()
@@ -182,9 +189,7 @@ class LeaseKeeper:
 
     def reconcile(self) -> None:
         """Release tasks Redis says we own but we are not running (seen twice in a row)."""
-        ledger = self.ledger
-        owned = {text(m) for m in ledger.client.smembers(ledger.keys.worker_tasks(
-            self.worker_id))}
+        owned = self.owned()
         orphans = owned - self.active_ids()
         confirmed, self._suspects = orphans & self._suspects, orphans - self._suspects
         for task_id in confirmed:
@@ -216,21 +221,19 @@ class LeaseKeeper:
         reply = self.release(task_id, kind="killed", cause=cause)
         if reply.kind != "skipped":
             return reply.kind
-        state, queue, seq = self.ledger.client.hmget(self.ledger.keys.task(task_id),
-                                                     "s", "mq", "sq")
-        if state == b"queued" and queue and seq:
+        rec = self.ledger.record_fields(task_id, STATE, MESSAGE_QUEUE, MESSAGE_SEQ)
+        if rec.state == "queued" and rec.message_queue and rec.message_seq:
             return "republished" if self.ledger.republish(
-                task_id, text(queue), int(seq)).kind == "done" else "skipped"
+                task_id, rec.message_queue, rec.message_seq).kind == "done" else "skipped"
         return "skipped"
 
     def owned(self) -> set[str]:
         """Ids of the tasks the ledger says this worker runs."""
-        members = self.ledger.client.smembers(self.ledger.keys.worker_tasks(self.worker_id))
-        return {text(m) for m in members}
+        return self.ledger.worker_tasks(self.worker_id)
 
     def set_state(self, state: str) -> None:
         """Record the worker's state (``running``, ``draining``) for operators."""
-        self.ledger.client.hset(self.ledger.keys.worker(self.worker_id), "state", state)
+        self.ledger.set_worker_state(self.worker_id, state)
 
     def stop(self) -> None:
         """Stop renewing and give the lease back (clean exit: no task left to resurrect)."""
@@ -238,8 +241,7 @@ class LeaseKeeper:
         if self._thread is not None:
             self._thread.join(timeout=5)
         try:
-            if self.ledger.scripts.run(self.ledger.ops.reap_worker(worker_id=self.worker_id,
-                                                                   force=True)):
+            if self.ledger.reap_worker(self.worker_id, force=True):
                 log.info("worker %s left; lease returned", self.hostname)
             else:
                 log.warning("worker %s left with tasks still owned; the resurrector will "

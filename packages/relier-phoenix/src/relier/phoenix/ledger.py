@@ -1,153 +1,268 @@
-"""The task ledger: one object through which every process reads and changes task records.
+"""The task ledger: the only door to task records, worker leases and their indexes.
 
-It binds the settings, the key layout, the script calls and the broker: producers dispatch
-through it, workers claim and finish through it, the resurrector and the dead-letter queue
-move tasks through it. When the broker is the coordination Redis itself (the default), each
-state change and its broker message are one atomic script call; when ``RELIER_BROKER_URL``
-names another server, the script runs first and the message is pushed right after (a message
-lost in between is found and re-published by the resurrector's lost-message pass).
+Every process reads and changes task state through a ``Ledger``: producers dispatch through
+it, workers claim, checkpoint, complete and fail through it, the lease keeper, the
+resurrector, drain and the dead-letter queue move tasks through it, and the CLI reads
+through it. Nothing else touches the Redis keys or the record's fields: the key layout
+(``relier.core.keys``), the record's fields (``relier.core.record``) and the script calls
+(``relier.core.ops``) are this class's private machinery (``_keys``, ``_ops``,
+``_scripts``). Reads return typed values (``TaskRecord``, ``relier.phoenix.views``).
+
+When the broker is the coordination Redis itself (the default), each state change and its
+broker message are one atomic script call; when ``RELIER_BROKER_URL`` names another server,
+the script runs first and the message is pushed right after (a message lost in between is
+found and re-published by the resurrector's lost-message pass). Queue depths are measured on
+the broker, where kombu's lists live.
+
+``LedgerPort`` (``relier.phoenix.port``) is the part of this interface the worker side
+(middleware, lease keeper, resurrector, drain) uses; its unit tests run on an in-memory stub
+of it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
+import msgspec
 import redis
 import redis.asyncio as aredis
 
-from relier.core import Keys, Ops, events
+from relier.core import events
 from relier.core.codec import text
 from relier.core.connection import async_redis_client, redis_client
-from relier.core.ops import AdmissionScope, DispatchReply, TransitionReply
+from relier.core.keys import Keys
+from relier.core.ops import (
+    AdmissionScope,
+    CheckpointReply,
+    ClaimReply,
+    DispatchReply,
+    DispatchRequest,
+    Ops,
+    RenewReply,
+    ScanReply,
+    TransitionReply,
+)
+from relier.core.preflight import PreflightReport, run_preflight
+from relier.core.queues import ALL_QUEUES, RECOVERY_QUEUE
+from relier.core.record import (
+    ATTEMPT,
+    CHECKPOINT,
+    DEAD_REASON,
+    IDEM_KEY,
+    NAME,
+    QUEUE,
+    RESURRECTIONS,
+    STARTED_MS,
+    STATE,
+    TRACEPARENT,
+    TaskRecord,
+    decode_record,
+    fields_of,
+)
 from relier.core.scripts import AsyncScripts, Call, Scripts, async_scripts, scripts
 from relier.core.settings import Settings, get_settings
 from relier.phoenix.broker import build_message, stamp_seq
 from relier.phoenix.checkpoints import CheckpointStore
+from relier.phoenix.views import (
+    FACT_DRAIN,
+    FACT_HOSTNAME,
+    FACT_STATE,
+    HealthFacts,
+    InflightTask,
+    TaskView,
+    WorkerInfo,
+    decode_worker,
+)
 
-__all__ = ["RECOVERY_QUEUE", "Ledger"]
+__all__ = ["MAX_REPUBLISH", "RECOVERY_QUEUE", "Ledger", "PreparedDispatch", "retry_transient"]
 
 log = logging.getLogger("relier.phoenix")
 
-#: Internal queue of resurrected and handed-off tasks (consume it with its own workers so that
-#: recovery traffic never waits behind user traffic).
-RECOVERY_QUEUE = "re-queue"
-
 #: How many times a queued task's lost message is re-published before it is dead-lettered.
 MAX_REPUBLISH = 10
+
+#: A resurrector counts as live for ``rl doctor`` when its last pass is this recent.
+RESURRECTOR_LIVE_MS = 10_000
 
 T = TypeVar("T")
 
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 
+RequeueKind = Literal["killed", "lease_expired", "handoff"]
+
+
+class PreparedDispatch(msgspec.Struct, frozen=True):
+    """A dispatch ready to run: the request, its script call and its broker message (no I/O yet).
+
+    Prepared apart from running so that the producer can tell a failure of the script
+    (nothing written) from a failure to publish to a separate broker (the task is accepted).
+    """
+
+    request: DispatchRequest
+    call: Call[DispatchReply]
+    message: bytes
+
+
+def _now_ms(reply: Sequence[Any]) -> int:
+    seconds, micros = reply
+    return int(seconds) * 1000 + int(micros) // 1000
+
 
 class Ledger:
-    """Typed access to task records for one settings object."""
+    """Typed access to task records and worker leases for one settings object."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
-        self.keys = Keys(self.settings.key_prefix)
-        self.ops = Ops(self.keys)
+        self._keys = Keys(self.settings.key_prefix)
+        self._ops = Ops(self._keys)
         self.checkpoints = CheckpointStore(self.settings)
         self.fused = self.settings.broker_url == self.settings.redis_url
 
-    # -- clients -------------------------------------------------------------------------------
+    # -- clients (private: callers use the methods below) ---------------------------------------
     @property
-    def client(self) -> redis.Redis:
-        """The process's sync client of the coordination store."""
+    def _client(self) -> redis.Redis:
         return redis_client(self.settings)
 
     @property
-    def scripts(self) -> Scripts:
-        """The scripts on ``client``."""
-        return scripts(self.client)
+    def _scripts(self) -> Scripts:
+        return scripts(self._client)
 
-    def aclient(self) -> aredis.Redis:
-        """The asyncio client for the running loop."""
-        return async_redis_client(self.settings)
-
-    def ascripts(self) -> AsyncScripts:
-        """The scripts on ``aclient``."""
-        return async_scripts(self.aclient())
-
-    @property
-    def broker(self) -> redis.Redis:
-        """The process's sync client of the broker (``RELIER_BROKER_URL``).
-
-        The same server as ``client`` by default; another one when the broker is separate.
-        Every look at kombu's lists (their length above all) goes here: the lists live on the
-        broker, and asking the coordination store would see them empty.
-        """
-        return self._broker()
+    def _ascripts(self) -> AsyncScripts:
+        return async_scripts(async_redis_client(self.settings))
 
     def _broker(self) -> redis.Redis:
+        # kombu's lists live on the broker (RELIER_BROKER_URL), which may be another server:
+        # every push to them and every look at their length goes here.
         return redis_client(self.settings, url=self.settings.broker_url)
 
     def _abroker(self) -> aredis.Redis:
         return async_redis_client(self.settings, url=self.settings.broker_url)
 
+    def now_ms(self) -> int:
+        """The Redis server's clock in ms (the clock every deadline is on)."""
+        return _now_ms(self._client.time())
+
+    def preflight(self, *, write: bool = False) -> PreflightReport:
+        """The preflight checks of the coordination store (``write``: record the keyspace)."""
+        return run_preflight(self._client, self.settings, write=write)
+
     # -- dispatch --------------------------------------------------------------------------------
-    def dispatch_call(
+    def prepare_dispatch(self, request: DispatchRequest) -> PreparedDispatch:
+        """The dispatch script call and the broker message it publishes (no I/O)."""
+        message = build_message(request.task_id, request.task_name, request.queue,
+                                request.idem_key, request.traceparent)
+        call = self._ops.dispatch(request, message if self.fused else b"")
+        return PreparedDispatch(request, call, message)
+
+    def record_dispatch(self, prepared: PreparedDispatch) -> DispatchReply:
+        """Run the dispatch script (sync); a fused broker gets the message in the same step."""
+        return self._scripts.run(prepared.call)
+
+    async def arecord_dispatch(self, prepared: PreparedDispatch) -> DispatchReply:
+        """``record_dispatch`` from asyncio code."""
+        return await self._ascripts().run(prepared.call)
+
+    def publish_accepted(self, prepared: PreparedDispatch, seq: int) -> None:
+        """Push an accepted dispatch's message to a separate broker (fused: the script did).
+
+        ``seq`` is the sequence the script gave the task; the message carries it so that its
+        claim can move the queue's watermark.
+        """
+        if not self.fused:
+            self._broker().lpush(self._keys.broker_list(prepared.request.queue),
+                                 stamp_seq(prepared.message, seq))
+
+    async def apublish_accepted(self, prepared: PreparedDispatch, seq: int) -> None:
+        """``publish_accepted`` from asyncio code."""
+        if not self.fused:
+            await self._abroker().lpush(self._keys.broker_list(prepared.request.queue),
+                                        stamp_seq(prepared.message, seq))
+
+    def dispatch(self, request: DispatchRequest) -> DispatchReply:
+        """Record and publish a task in one call (sync)."""
+        prepared = self.prepare_dispatch(request)
+        reply = self.record_dispatch(prepared)
+        if reply.kind == "accepted":
+            self.publish_accepted(prepared, reply.seq)
+        return reply
+
+    # -- one run: claim, checkpoint, complete, fail ---------------------------------------------
+    def claim(
         self,
         *,
         task_id: str,
-        task_name: str,
+        worker_id: str,
         queue: str,
-        envelope: bytes,
-        max_resurrections: int,
         idem_key: str = "",
-        idem_ttl: int = 0,
-        admission: tuple[AdmissionScope, ...] = (),
-        traceparent: str = "",
-    ) -> tuple[Call[DispatchReply], bytes]:
-        """The dispatch script call and the broker message it publishes."""
-        message = build_message(task_id, task_name, queue, idem_key, traceparent)
-        call = self.ops.dispatch(
-            task_id=task_id, task_name=task_name, queue=queue, envelope=envelope,
-            max_resurrections=max_resurrections, message=message if self.fused else b"",
-            idem_key=idem_key, idem_ttl=idem_ttl, admission=admission,
-            traceparent=traceparent,
-        )
-        return call, message
+        message_seq: str = "",
+        adopt: bytes = b"",
+        adopt_name: str = "",
+        adopt_max_resurrections: int = 0,
+        adopt_idem_ttl: int = 0,
+    ) -> ClaimReply:
+        """Open a new epoch of a queued task for ``worker_id`` (see ``Ops.claim``)."""
+        return self._scripts.run(self._ops.claim(
+            task_id=task_id, worker_id=worker_id, queue=queue,
+            result_ttl=self.settings.result_ttl, idem_key=idem_key, message_seq=message_seq,
+            adopt=adopt, adopt_name=adopt_name,
+            adopt_max_resurrections=adopt_max_resurrections, adopt_idem_ttl=adopt_idem_ttl,
+        ))
 
-    def dispatch(self, call: Call[DispatchReply], message: bytes, queue: str) -> DispatchReply:
-        """Run a prepared dispatch (sync): the script, then the message to a separate broker."""
-        reply = self.scripts.run(call)
-        if reply.kind == "accepted":
-            self.publish_accepted(message, queue, reply.seq)
-        return reply
+    async def acheckpoint(self, task_id: str, epoch: int, data: bytes) -> CheckpointReply:
+        """Store a checkpoint fenced on ``epoch`` (asyncio: checkpoints are awaited)."""
+        return await self._ascripts().run(self._ops.checkpoint(task_id=task_id, epoch=epoch,
+                                                               data=data))
 
-    async def adispatch(
-        self, call: Call[DispatchReply], message: bytes, queue: str
-    ) -> DispatchReply:
-        """Run a prepared dispatch (asyncio)."""
-        reply = await self.ascripts().run(call)
-        if reply.kind == "accepted":
-            await self.apublish_accepted(message, queue, reply.seq)
-        return reply
+    def complete(self, *, task_id: str, worker_id: str, epoch: int, result: bytes,
+                 idem_key: str = "", idem_ttl: int = 0) -> bool:
+        """Commit a result fenced on ``epoch``; False when fenced (nothing written)."""
+        return self._scripts.run(self._ops.complete(
+            task_id=task_id, worker_id=worker_id, epoch=epoch, result=result,
+            result_ttl=self.settings.result_ttl, idem_key=idem_key, idem_ttl=idem_ttl,
+        ))
 
-    def publish_accepted(self, message: bytes, queue: str, seq: int) -> None:
-        """Push an accepted dispatch's message to a separate broker (fused: the script did).
+    def fail(
+        self,
+        *,
+        task_id: str,
+        worker_id: str,
+        epoch: int,
+        reason: str,
+        exc_type: str = "",
+        message: str = "",
+        traceback: str = "",
+        outcome: str = "failed",
+        raw: bytes = b"",
+        task_name: str = "",
+        queue: str = "",
+        idem_key: str = "",
+    ) -> bool:
+        """Dead-letter a run fenced on ``epoch``, or with epoch 0 a message never claimed.
 
-        Kept apart from the script so that a caller can tell a failure here (the task is
-        recorded and accepted; the lost-message pass publishes it later) from a failure of
-        the script (nothing was written). ``seq`` is the sequence the script gave the task;
-        the message carries it so that its claim can move the queue's watermark.
+        Returns False when fenced or already terminal (nothing written).
         """
-        if not self.fused:
-            self._broker().lpush(self.keys.broker_list(queue), stamp_seq(message, seq))
+        return self._scripts.run(self._ops.fail(
+            task_id=task_id, worker_id=worker_id, epoch=epoch, reason=reason,
+            exc_type=exc_type, message=message, traceback=traceback, outcome=outcome,
+            raw=raw, task_name=task_name, queue=queue, idem_key=idem_key,
+        ))
 
-    async def apublish_accepted(self, message: bytes, queue: str, seq: int) -> None:
-        """``publish_accepted`` from asyncio code."""
-        if not self.fused:
-            await self._abroker().lpush(self.keys.broker_list(queue), stamp_seq(message, seq))
+    def reject(self, *, task_id: str, queue: str, reason: str, exc_type: str = "",
+               message: str = "") -> bool:
+        """Dead-letter a queued task no worker can run; False when it is not queued any more."""
+        idem = self.record_fields(task_id, IDEM_KEY).idempotency_key
+        return self._scripts.run(self._ops.reject(
+            task_id=task_id, queue=queue, reason=reason, exc_type=exc_type, message=message,
+            idem_key=idem,
+        ))
 
     # -- moving tasks ----------------------------------------------------------------------------
     def _publish(self, queue: str, message: bytes, reply: TransitionReply) -> TransitionReply:
         if reply.kind == "done" and not self.fused:
-            self._broker().lpush(self.keys.broker_list(queue), stamp_seq(message, reply.seq))
+            self._broker().lpush(self._keys.broker_list(queue), stamp_seq(message, reply.seq))
         return reply
 
     def requeue(
@@ -155,7 +270,7 @@ class Ledger:
         task_id: str,
         *,
         owner: str,
-        kind: Literal["killed", "lease_expired", "handoff"],
+        kind: RequeueKind,
         cause: str,
         recovery_seconds: float | None = None,
     ) -> TransitionReply:
@@ -166,16 +281,16 @@ class Ledger:
         """
         found = self._doorbell(task_id, RECOVERY_QUEUE)
         if found is None:
-            self.client.srem(self.keys.worker_tasks(owner), task_id)
+            self._client.srem(self._keys.worker_tasks(owner), task_id)
             return TransitionReply("skipped")
         name, _, idem_key, message = found
-        reply = self.scripts.run(self.ops.requeue(
+        reply = self._scripts.run(self._ops.requeue(
             task_id=task_id, owner=owner, kind=kind, cause=cause, queue=RECOVERY_QUEUE,
             message=message if self.fused else b"", idem_key=idem_key,
             max_handoffs=self.settings.max_handoffs,
         ))
         if reply.kind == "dead":
-            reason = text(self.client.hget(self.keys.task(task_id), "dr") or b"")
+            reason = self.record_fields(task_id, DEAD_REASON).reason
             if reason == "max_handoffs_exceeded":
                 log.error("task %s dead-lettered: handed off more than RELIER_MAX_HANDOFFS=%d "
                           "times (last: %s)", task_id, self.settings.max_handoffs, cause)
@@ -195,23 +310,21 @@ class Ledger:
 
         ``queue`` defaults to the one the task was dispatched to.
         """
-        name, own_queue, idem, trace = self.client.hmget(self.keys.task(task_id), "n", "q", "x",
-                                                         "tp")
-        if name is None or (queue or own_queue) is None:
+        rec = self.record_fields(task_id, NAME, QUEUE, IDEM_KEY, TRACEPARENT)
+        to = queue or rec.queue
+        if not rec.task_name or not to:
             return None
-        to = queue or text(own_queue)
-        idem_key = text(idem) if idem else ""
-        return text(name), to, idem_key, build_message(task_id, text(name), to, idem_key,
-                                                       text(trace) if trace else "")
+        return rec.task_name, to, rec.idempotency_key, build_message(
+            task_id, rec.task_name, to, rec.idempotency_key, rec.traceparent)
 
     def republish(self, task_id: str, queue: str, seq: int) -> TransitionReply:
         """Publish again the message of a queued task whose message was lost."""
         found = self._doorbell(task_id, queue)
         if found is None:
-            self.client.zrem(self.keys.pending(queue), task_id)
+            self._client.zrem(self._keys.pending(queue), task_id)
             return TransitionReply("skipped")
         _, _, idem_key, message = found
-        reply = self.scripts.run(self.ops.republish(
+        reply = self._scripts.run(self._ops.republish(
             task_id=task_id, queue=queue, seq=seq, message=message if self.fused else b"",
             max_republish=MAX_REPUBLISH, idem_key=idem_key,
         ))
@@ -223,11 +336,269 @@ class Ledger:
         if found is None:
             return TransitionReply("skipped")
         _, queue, idem_key, message = found
-        reply = self.scripts.run(self.ops.release(
+        reply = self._scripts.run(self._ops.release(
             task_id=task_id, queue=queue, message=message if self.fused else b"",
             idem_key=idem_key,
         ))
         return self._publish(queue, message, reply)
+
+    def purge(self, task_id: str) -> bool:
+        """Delete one dead-lettered task for good; False when it is not dead-lettered."""
+        idem = self.record_fields(task_id, IDEM_KEY).idempotency_key
+        return bool(self._scripts.run(self._ops.purge(task_id=task_id, idem_key=idem)))
+
+    def admit(self, *, member: str, scopes: tuple[AdmissionScope, ...]) -> tuple[int, int]:
+        """Check admission alone: ``(retry_after_ms, scope_position)``, ``(0, 0)`` admitted."""
+        return self._scripts.run(self._ops.admit(member=member, scopes=scopes))
+
+    def put_back(self, queue: str, message: bytes) -> None:
+        """Push a raw kombu message (a plain Celery one, no record) to ``queue`` on the broker."""
+        self._broker().lpush(self._keys.broker_list(queue), message)
+
+    def count_legacy_message(self) -> None:
+        """Count one plain Celery message adopted (a cluster-wide statistic)."""
+        self._client.hincrby(self._keys.stats, "legacy_messages", 1)
+
+    # -- reading records -------------------------------------------------------------------------
+    def record(self, task_id: str) -> TaskRecord:
+        """One task record, whole, with its envelope (state ``unknown``: no record)."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(self._keys.task(task_id))
+        pipe.get(self._keys.envelope(task_id))
+        fields, envelope = pipe.execute()
+        return decode_record(task_id, fields, envelope)
+
+    def record_fields(self, task_id: str, *names: str) -> TaskRecord:
+        """Some fields of a record (``relier.core.record`` constants); the rest default."""
+        values = self._client.hmget(self._keys.task(task_id), list(names))
+        return decode_record(task_id, fields_of(names, values))
+
+    async def arecord_fields(self, task_id: str, *names: str) -> TaskRecord:
+        """``record_fields`` from asyncio code."""
+        client = async_redis_client(self.settings)
+        values = await client.hmget(self._keys.task(task_id), list(names))
+        return decode_record(task_id, fields_of(names, values))
+
+    def records(self, task_ids: Sequence[str]) -> list[TaskRecord]:
+        """Whole records of many tasks, with envelopes, in one round trip."""
+        pipe = self._client.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hgetall(self._keys.task(task_id))
+            pipe.get(self._keys.envelope(task_id))
+        replies = pipe.execute()
+        return [decode_record(task_id, fields, envelope) for task_id, fields, envelope
+                in zip(task_ids, replies[::2], replies[1::2], strict=True)]
+
+    def task_view(self, task_id: str) -> TaskView:
+        """A record with its DLQ membership, the Redis clock and its owner's lease."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(self._keys.task(task_id))
+        pipe.get(self._keys.envelope(task_id))
+        pipe.zscore(self._keys.dlq, task_id)
+        pipe.time()
+        fields, envelope, dlq_score, clock = pipe.execute()
+        rec = decode_record(task_id, fields, envelope)
+        view = TaskView(record=rec, found=bool(fields), in_dlq=dlq_score is not None,
+                        now_ms=_now_ms(clock))
+        if rec.state == "running" and rec.owner:
+            deadline = self._client.zscore(self._keys.workers, rec.owner)
+            host = self._client.hget(self._keys.worker(rec.owner), FACT_HOSTNAME)
+            view = msgspec.structs.replace(
+                view, lease_deadline_ms=None if deadline is None else int(deadline),
+                owner_hostname=text(host))
+        return view
+
+    def queued_names(self, queue: str, sample: int) -> list[str]:
+        """Task names of the ``sample`` oldest queued tasks of ``queue`` ('' for no record)."""
+        ids = [text(m) for m in self._client.zrange(self._keys.pending(queue), 0, sample - 1)]
+        if not ids:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.hget(self._keys.task(task_id), NAME)
+        return [text(name) for name in pipe.execute()]
+
+    # -- the dead-letter queue -------------------------------------------------------------------
+    def dlq_count(self) -> int:
+        """Number of dead-lettered tasks."""
+        return int(self._client.zcard(self._keys.dlq))
+
+    def dlq_ids(self, *, newest_first: bool = True, page: int = 500) -> Iterator[str]:
+        """Ids in the dead-letter queue, paged (newest first by default)."""
+        client, key = self._client, self._keys.dlq
+        start = 0
+        while True:
+            chunk = (client.zrevrange(key, start, start + page - 1) if newest_first
+                     else client.zrange(key, start, start + page - 1))
+            if not chunk:
+                return
+            yield from (text(m) for m in chunk)
+            start += page
+
+    # -- workers ---------------------------------------------------------------------------------
+    def register_worker(self, worker_id: str, *, ttl_ms: int, facts: dict[str, str]) -> int:
+        """Give a worker its lease and record its facts; returns the deadline."""
+        return self._scripts.run(self._ops.register_worker(worker_id=worker_id, ttl_ms=ttl_ms,
+                                                           facts=facts))
+
+    def renew_worker(self, worker_id: str, *, ttl_ms: int) -> RenewReply:
+        """Extend a worker's lease (one call per interval, whatever it runs)."""
+        return self._scripts.run(self._ops.renew_worker(worker_id=worker_id, ttl_ms=ttl_ms))
+
+    def reap_worker(self, worker_id: str, *, force: bool = False) -> bool:
+        """Forget a gone worker that owns no task any more (``force``: it leaves cleanly)."""
+        return self._scripts.run(self._ops.reap_worker(worker_id=worker_id, force=force))
+
+    def worker_tasks(self, worker_id: str) -> set[str]:
+        """Ids of the tasks the ledger says ``worker_id`` runs."""
+        return {text(m) for m in self._client.smembers(self._keys.worker_tasks(worker_id))}
+
+    def sample_worker_tasks(self, worker_id: str, count: int) -> list[str]:
+        """Up to ``count`` of the tasks ``worker_id`` runs (any of them)."""
+        members = self._client.srandmember(self._keys.worker_tasks(worker_id), count) or []
+        return [text(m) for m in members]
+
+    def worker(self, worker_id: str) -> WorkerInfo | None:
+        """One worker's lease and facts (None: no lease)."""
+        deadline = self._client.zscore(self._keys.workers, worker_id)
+        if deadline is None:
+            return None
+        return decode_worker(worker_id, self._client.hgetall(self._keys.worker(worker_id)),
+                             deadline_ms=int(deadline))
+
+    def workers(self, *, live_only: bool = False, running: bool = False) -> list[WorkerInfo]:
+        """Every registered worker (``live_only``: lease not expired, Redis clock).
+
+        ``running``: also count the tasks each one runs.
+        """
+        client, keys = self._client, self._keys
+        low = self.now_ms() if live_only else "-inf"
+        leases: list[tuple[bytes, float]] = client.zrangebyscore(  # type: ignore[assignment]
+            keys.workers, low, "+inf", withscores=True)
+        pipe = client.pipeline(transaction=False)
+        for raw, _ in leases:
+            pipe.hgetall(keys.worker(text(raw)))
+            if running:
+                pipe.scard(keys.worker_tasks(text(raw)))
+        replies = pipe.execute()
+        step = 2 if running else 1
+        return [decode_worker(text(raw), replies[i * step], deadline_ms=int(deadline),
+                              running=int(replies[i * step + 1]) if running else 0)
+                for i, (raw, deadline) in enumerate(leases)]
+
+    def worker_state(self, worker_id: str) -> str:
+        """The state a worker recorded (``running``, ``draining``; '' when unknown)."""
+        return text(self._client.hget(self._keys.worker(worker_id), FACT_STATE))
+
+    def set_worker_state(self, worker_id: str, state: str) -> None:
+        """Record a worker's state for operators and its pool children."""
+        self._client.hset(self._keys.worker(worker_id), FACT_STATE, state)
+
+    def clear_drain_request(self, worker_id: str) -> None:
+        """Forget a remote drain request once the worker acted on it."""
+        self._client.hdel(self._keys.worker(worker_id), FACT_DRAIN)
+
+    def request_drain(self, hostname: str, timeout: float) -> list[str]:
+        """Ask every live worker process of node ``hostname`` to drain; returns their ids."""
+        asked = []
+        for w in self.workers():
+            if w.hostname == hostname:
+                self._client.hset(self._keys.worker(w.worker_id), FACT_DRAIN, str(timeout))
+                asked.append(w.worker_id)
+        return asked
+
+    def inflight(self, worker: str | None = None) -> list[InflightTask]:
+        """The running tasks of every registered worker (or of one: hostname or lease id)."""
+        client, keys = self._client, self._keys
+        rows = []
+        for w in self.workers():
+            if worker and worker not in (w.hostname, w.worker_id):
+                continue
+            ids = sorted(self.worker_tasks(w.worker_id))
+            pipe = client.pipeline(transaction=False)
+            names = (NAME, ATTEMPT, STARTED_MS, RESURRECTIONS)
+            for task_id in ids:
+                pipe.hmget(keys.task(task_id), list(names))
+                pipe.hstrlen(keys.task(task_id), CHECKPOINT)
+            replies = pipe.execute()
+            for task_id, values, ck in zip(ids, replies[::2], replies[1::2], strict=True):
+                rec = decode_record(task_id, fields_of(names, values))
+                rows.append(InflightTask(
+                    task_id=task_id, task_name=rec.task_name or "?", worker_id=w.worker_id,
+                    hostname=w.hostname, attempt=rec.attempt,
+                    resurrections=rec.resurrections, started_ms=rec.started_ms,
+                    lease_deadline_ms=w.deadline_ms, checkpoint_bytes=int(ck),
+                ))
+        return rows
+
+    # -- recovery (the resurrector) ----------------------------------------------------------------
+    def mark_resurrector(self, resurrector_id: str) -> None:
+        """Record a resurrector's pass (its liveness, for ``rl doctor``)."""
+        self._client.zadd(self._keys.resurrectors, {resurrector_id: int(time.time() * 1000)})
+
+    def expired_workers(self, limit: int) -> ScanReply:
+        """Workers whose lease deadline passed (O(expired)), with the Redis clock."""
+        return self._scripts.run(self._ops.scan_due(self._keys.workers, limit))
+
+    def queue_depth(self, queue: str) -> int:
+        """Messages waiting in ``queue`` (on the broker)."""
+        return int(self._broker().llen(self._keys.broker_list(queue)))
+
+    def queue_depths(self, queues: Iterable[str]) -> dict[str, int]:
+        """Messages waiting per queue (on the broker), in one round trip."""
+        names = list(queues)
+        pipe = self._broker().pipeline(transaction=False)
+        for queue in names:
+            pipe.llen(self._keys.broker_list(queue))
+        return {q: int(n) for q, n in zip(names, pipe.execute(), strict=True)}
+
+    def watermarks(self) -> dict[str, tuple[int, int]]:
+        """Per queue ever published to: ``(last sequence published, highest claimed)``."""
+        published = self._client.hgetall(self._keys.queue_seq)
+        if not published:
+            return {}
+        claimed = self._client.hgetall(self._keys.queue_claimed)
+        return {text(q): (int(seq), int(claimed.get(q, 0))) for q, seq in published.items()}
+
+    def queued_up_to(self, queue: str, seq: int, limit: int) -> list[tuple[str, int]]:
+        """Queued tasks of ``queue`` whose broker sequence is at most ``seq``, oldest first."""
+        found: list[tuple[bytes, float]] = self._client.zrangebyscore(  # type: ignore[assignment]
+            self._keys.pending(queue), "-inf", seq, start=0, num=limit, withscores=True)
+        return [(text(member), int(score)) for member, score in found]
+
+    # -- health ----------------------------------------------------------------------------------
+    def resurrectors_alive(self) -> int:
+        """Resurrectors that made a pass in the last ``RESURRECTOR_LIVE_MS``."""
+        now = self.now_ms()
+        return len(self._client.zrangebyscore(self._keys.resurrectors,
+                                              now - RESURRECTOR_LIVE_MS, "+inf"))
+
+    def states(self, task_ids: Sequence[str]) -> dict[str, int]:
+        """How many of ``task_ids`` are in each state (``missing``: no record)."""
+        counts: dict[str, int] = {}
+        for start in range(0, len(task_ids), 1000):
+            pipe = self._client.pipeline(transaction=False)
+            for task_id in task_ids[start:start + 1000]:
+                pipe.hget(self._keys.task(task_id), STATE)
+            for state in pipe.execute():
+                name = text(state) or "missing"
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def health(self) -> HealthFacts:
+        """Workers, resurrectors, queue depths and dead letters, for ``rl doctor``."""
+        client, keys = self._client, self._keys
+        workers = self.workers()
+        now = self.now_ms()
+        live = [w for w in workers if w.deadline_ms >= now]
+        consumed = {q for w in live for q in w.queues}
+        queues = sorted({*ALL_QUEUES, *(text(q) for q in client.hkeys(keys.queue_seq))})
+        return HealthFacts(
+            now_ms=now, live_workers=tuple(w.worker_id for w in live),
+            expired_workers=tuple(w.worker_id for w in workers if w.deadline_ms < now),
+            consumed_queues=frozenset(consumed), resurrectors=self.resurrectors_alive(),
+            queue_depths=self.queue_depths(queues), dead_letters=self.dlq_count(),
+        )
 
 
 def retry_transient(

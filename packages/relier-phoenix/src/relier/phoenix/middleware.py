@@ -30,6 +30,7 @@ from relier.core.pipeline import Job, Middleware, SkipRun, TaskOptions
 from relier.phoenix.broker import SEQ_HEADER
 from relier.phoenix.drain import shutting_down
 from relier.phoenix.ledger import Ledger, retry_transient
+from relier.phoenix.port import LedgerPort
 
 __all__ = ["PhoenixMiddleware"]
 
@@ -42,11 +43,11 @@ class PhoenixMiddleware(Middleware):
     name = "phoenix"
     options = MappingProxyType({"max_resurrections": None})
 
-    def __init__(self, ledger: Ledger | None = None) -> None:
+    def __init__(self, ledger: LedgerPort | None = None) -> None:
         self._ledger = ledger
 
     @property
-    def ledger(self) -> Ledger:
+    def ledger(self) -> LedgerPort:
         """The ledger (built on first use, so declaring options touches no settings)."""
         if self._ledger is None:
             self._ledger = Ledger()
@@ -91,16 +92,14 @@ class PhoenixMiddleware(Middleware):
         ledger = self.ledger
 
         def claim(idem_key: str) -> ClaimReply:
-            call = ledger.ops.claim(
+            return retry_transient(lambda: ledger.claim(
                 task_id=job.task_id, worker_id=job.worker_id, queue=job.delivery_queue,
-                result_ttl=ledger.settings.result_ttl, idem_key=idem_key,
-                message_seq=str(job.headers.get(SEQ_HEADER) or ""),
+                idem_key=idem_key, message_seq=str(job.headers.get(SEQ_HEADER) or ""),
                 adopt=job.sealed if job.legacy else b"",
                 adopt_name=job.options.name,
                 adopt_max_resurrections=self.max_resurrections(job.options),
                 adopt_idem_ttl=job.idem_ttl,
-            )
-            return retry_transient(lambda: ledger.scripts.run(call), "claim")
+            ), "claim")
 
         # job.idem_key is a guess (the unsigned rl_idem header, or for an adopted plain Celery
         # message the key of its own arguments). The script acts only on the key stored in
@@ -164,8 +163,7 @@ class PhoenixMiddleware(Middleware):
                 stored = await asyncio.to_thread(ledger.checkpoints.encode, task_id, epoch, value)
             else:
                 stored = ledger.checkpoints.encode(task_id, epoch, value)
-            call = ledger.ops.checkpoint(task_id=task_id, epoch=epoch, data=stored)
-            reply = await ledger.ascripts().run(call)
+            reply = await ledger.acheckpoint(task_id, epoch, stored)
             # Remove exactly one file: a fenced write's own (nothing references it; the live
             # run's file stays), or the one this write's reference just replaced.
             if not reply.stored:
@@ -207,11 +205,10 @@ class PhoenixMiddleware(Middleware):
             # explanation instead of an unstorable value (receipt.get() raises it).
             log.warning("task %s: %s; stored null", job.task_id, exc)
             data = codec.encode({"__relier_unstored_result__": str(exc)})
-        call = ledger.ops.complete(
+        committed = retry_transient(lambda: ledger.complete(
             task_id=job.task_id, worker_id=job.worker_id, epoch=job.epoch, result=data,
-            result_ttl=ledger.settings.result_ttl, idem_key=job.idem_key, idem_ttl=job.idem_ttl,
-        )
-        committed = retry_transient(lambda: ledger.scripts.run(call), "complete")
+            idem_key=job.idem_key, idem_ttl=job.idem_ttl,
+        ), "complete")
         events.emit("task.finished", task=job.options.name, task_id=job.task_id,
                     queue=job.options.queue, attempt=job.attempt,
                     outcome="completed" if committed else "fenced",
@@ -235,14 +232,13 @@ class PhoenixMiddleware(Middleware):
         timeout = isinstance(error, TaskTimeoutError)
         reason = "TimeoutError" if timeout else type(error).__name__
         tb = "".join(traceback.format_exception(error))
-        call = ledger.ops.fail(
+        recorded = retry_transient(lambda: ledger.fail(
             task_id=job.task_id, worker_id=job.worker_id, epoch=job.epoch, reason=reason,
             exc_type=f"{type(error).__module__}.{type(error).__qualname__}",
             message=message or str(error), traceback=tb,
             outcome="timeout" if timeout else "failed",
             idem_key=job.idem_key,
-        )
-        recorded = retry_transient(lambda: ledger.scripts.run(call), "dead-letter")
+        ), "dead-letter")
         events.emit("task.finished", task=job.options.name, task_id=job.task_id,
                     queue=job.options.queue, attempt=job.attempt,
                     outcome=("timeout" if timeout else "failed") if recorded else "fenced",
@@ -271,14 +267,13 @@ class PhoenixMiddleware(Middleware):
         self, job: Job, error: BaseException, *, raw: bytes, reason: str = "",
         message: str = "",
     ) -> None:
-        call = self.ledger.ops.fail(
+        if self.ledger.fail(
             task_id=job.task_id, worker_id=job.worker_id, epoch=0,
             reason=reason or type(error).__name__,
             exc_type=f"{type(error).__module__}.{type(error).__qualname__}",
             message=message or str(error), outcome="rejected", raw=raw,
             task_name=job.options.name, queue=job.delivery_queue,
-        )
-        if self.ledger.scripts.run(call):
+        ):
             events.emit("task.dead_lettered", task=job.options.name, task_id=job.task_id,
                         queue=job.delivery_queue, reason=reason or type(error).__name__)
             log.error("message for task %s (%s) dead-lettered: %s", job.task_id,

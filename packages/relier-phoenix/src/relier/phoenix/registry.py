@@ -16,7 +16,6 @@ facts hash (``rl:w:{<worker id>}``), when it takes its lease. From that:
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
@@ -25,9 +24,10 @@ from typing import Any
 
 import msgspec
 
-from relier.core.codec import text
-from relier.core.connection import redis_client
+from relier.core.record import MESSAGE_QUEUE, MESSAGE_SEQ, STATE
 from relier.phoenix.ledger import MAX_REPUBLISH, Ledger
+from relier.phoenix.port import LedgerPort
+from relier.phoenix.views import FACT_TASKS
 
 __all__ = [
     "TASKS_FACT",
@@ -43,7 +43,7 @@ __all__ = [
 log = logging.getLogger("relier.phoenix")
 
 #: Field of a worker's facts hash holding the JSON array of its registered task names.
-TASKS_FACT = "tasks"
+TASKS_FACT = FACT_TASKS
 #: Header counting how often a plain Celery message was put back for another worker (it has
 #: no ledger record to count in).
 UNKNOWN_HEADER = "rl_unknown"
@@ -82,28 +82,12 @@ class LiveWorker:
         return queue in self.queues and (self.tasks is None or name in self.tasks)
 
 
-def live_workers(ledger: Ledger) -> list[LiveWorker]:
+def live_workers(ledger: LedgerPort) -> list[LiveWorker]:
     """Every worker whose lease has not expired (Redis clock)."""
-    client, keys = ledger.client, ledger.keys
-    seconds, micros = client.time()
-    now = int(seconds) * 1000 + int(micros) // 1000
-    ids = [text(m) for m in client.zrangebyscore(keys.workers, now, "+inf")]
-    pipe = client.pipeline(transaction=False)
-    for worker_id in ids:
-        pipe.hmget(keys.worker(worker_id), "hostname", "queues", TASKS_FACT)
-    workers = []
-    for worker_id, (host, queues, names) in zip(ids, pipe.execute(), strict=True):
-        tasks: frozenset[str] | None = None
-        if names is not None:
-            try:
-                tasks = frozenset(json.loads(text(names)))
-            except ValueError:
-                tasks = None
-        workers.append(LiveWorker(
-            worker_id=worker_id, hostname=text(host) if host else worker_id,
-            queues=frozenset(q for q in text(queues or b"").split(",") if q), tasks=tasks,
-        ))
-    return workers
+    return [LiveWorker(worker_id=w.worker_id, hostname=w.hostname or w.worker_id,
+                       queues=frozenset(w.queues),
+                       tasks=None if w.tasks is None else frozenset(w.tasks))
+            for w in ledger.workers(live_only=True)]
 
 
 def unregistered_queued(ledger: Ledger, queues: Iterable[str], sample: int = 500
@@ -121,24 +105,17 @@ def unregistered_queued(ledger: Ledger, queues: Iterable[str], sample: int = 500
     if not workers or any(w.tasks is None for w in workers):
         return {}, 0
     known: set[str] = set().union(*(w.tasks or () for w in workers))
-    client, keys = ledger.client, ledger.keys
     missing: dict[str, int] = {}
     seen = 0
     for queue in queues:
-        ids = [text(m) for m in client.zrange(keys.pending(queue), 0, sample - 1)]
-        if not ids:
-            continue
-        pipe = client.pipeline(transaction=False)
-        for task_id in ids:
-            pipe.hget(keys.task(task_id), "n")
-        for name in pipe.execute():
+        for name in ledger.queued_names(queue, sample):
             seen += 1
-            if name is not None and text(name) not in known:
-                missing[text(name)] = missing.get(text(name), 0) + 1
+            if name and name not in known:
+                missing[name] = missing.get(name, 0) + 1
     return missing, seen
 
 
-def handle_unknown(ledger: Ledger, *, task_id: str, name: str, queue: str, body: bytes,
+def handle_unknown(ledger: LedgerPort, *, task_id: str, name: str, queue: str, body: bytes,
                    headers: Mapping[str, Any], content_type: str, content_encoding: str
                    ) -> str:
     """A message for ``name`` reached a worker that has no such task: never drop it silently.
@@ -148,45 +125,43 @@ def handle_unknown(ledger: Ledger, *, task_id: str, name: str, queue: str, body:
     published again for a worker that has it), or ``ignored`` (a stale duplicate of a task that
     is not waiting for a claim any more).
     """
-    client, keys = ledger.client, ledger.keys
-    state, mq, seq, idem = client.hmget(keys.task(task_id), "s", "mq", "sq", "x")
-    if state is not None:
-        queue = text(mq) if mq else queue
+    rec = ledger.record_fields(task_id, STATE, MESSAGE_QUEUE, MESSAGE_SEQ)
+    known = rec.state != "unknown"
+    if known:
+        queue = rec.message_queue or queue
     workers = live_workers(ledger)
     able = [w for w in workers if w.runs(name, queue)]
     lacking = sorted({w.hostname for w in workers if w.tasks is not None and name not in w.tasks})
-    if state is not None:
-        if state != b"queued":
+    if known:
+        if rec.state != "queued":
             return "ignored"  # a duplicate message; the task itself is running or finished
-        if able and seq is not None:
-            reply = ledger.republish(task_id, queue, int(seq))
+        if able and rec.message_seq:
+            reply = ledger.republish(task_id, queue, rec.message_seq)
             if reply.kind == "done":
                 return "requeued"
             return "dead" if reply.kind == "dead" else "ignored"
-        rejected = ledger.scripts.run(ledger.ops.reject(
+        rejected = ledger.reject(
             task_id=task_id, queue=queue, reason="UnregisteredTask",
             exc_type="celery.exceptions.NotRegistered",
             message=_unregistered_message(name, queue, lacking, task_id),
-            idem_key=text(idem) if idem else "",
-        ))
+        )
         return "dead" if rejected else "ignored"
     # A plain Celery message (no ledger record): its bytes are all there is.
     bounces = int(headers.get(UNKNOWN_HEADER) or 0)
     if able and bounces < MAX_REPUBLISH:
         message = _kombu_message(body, {**headers, UNKNOWN_HEADER: bounces + 1}, queue,
                                  content_type, content_encoding)
-        redis_client(ledger.settings, url=ledger.settings.broker_url).lpush(
-            keys.broker_list(queue), message)
+        ledger.put_back(queue, message)
         return "put_back"
     detail = _unregistered_message(name, queue, lacking, task_id)
     if able:
         detail = (f"put back {bounces} times for a worker that has task {name!r}, but it never "
                   f"reached one; {detail}")
-    recorded = ledger.scripts.run(ledger.ops.fail(
+    recorded = ledger.fail(
         task_id=task_id, worker_id="", epoch=0, reason="UnregisteredTask",
         exc_type="celery.exceptions.NotRegistered", message=detail, outcome="rejected",
         raw=body, task_name=name, queue=queue,
-    ))
+    )
     return "dead" if recorded else "ignored"
 
 

@@ -31,9 +31,10 @@ import time
 
 import redis
 
-from relier.core.codec import text
+from relier.core.queues import RECOVERY_QUEUE
 from relier.core.settings import Settings
-from relier.phoenix.ledger import RECOVERY_QUEUE, Ledger
+from relier.phoenix.ledger import Ledger
+from relier.phoenix.port import LedgerPort
 
 __all__ = ["PassReport", "Resurrector"]
 
@@ -65,8 +66,9 @@ class PassReport:
 class Resurrector:
     """The recovery loop. ``run_forever`` until ``stop`` (or a signal) ends it."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.ledger = Ledger(settings)
+    def __init__(self, settings: Settings | None = None, *,
+                 ledger: LedgerPort | None = None) -> None:
+        self.ledger: LedgerPort = ledger or Ledger(settings)
         self.settings = self.ledger.settings
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._stop = threading.Event()
@@ -114,7 +116,7 @@ class Resurrector:
         report = PassReport()
         self.passes += 1
         try:
-            ledger.client.zadd(ledger.keys.resurrectors, {self.id: int(time.time() * 1000)})
+            ledger.mark_resurrector(self.id)
         except redis.exceptions.OutOfMemoryError:
             # Liveness is for `rl doctor`; recovery must go on while Redis is full, and the
             # scripts below are allowed to run at maxmemory because they only move work.
@@ -124,7 +126,7 @@ class Resurrector:
                                self._judge_after - time.monotonic())
 
         # kombu's lists live on the broker, which may be another server than the ledger.
-        depth = ledger.broker.llen(ledger.keys.broker_list(RECOVERY_QUEUE))
+        depth = ledger.queue_depth(RECOVERY_QUEUE)
         if depth >= settings.resurrection_max_queue_depth:
             report.throttled = True
             log.warning("re-queue holds %d messages (RELIER_RESURRECTION_MAX_QUEUE_DEPTH=%d): "
@@ -134,7 +136,7 @@ class Resurrector:
         budget = min(settings.resurrection_batch_size,
                      settings.resurrection_max_queue_depth - depth)
 
-        scan = ledger.scripts.run(ledger.ops.scan_due(ledger.keys.workers, 100))
+        scan = ledger.expired_workers(100)
         for worker_id in scan.due:
             budget -= self._bury_worker(worker_id, budget, report, scan.now_ms)
             if budget <= 0:
@@ -151,14 +153,11 @@ class Resurrector:
     def _bury_worker(self, worker_id: str, budget: int, report: PassReport,
                      now_ms: int) -> int:
         ledger = self.ledger
-        hostname = ledger.client.hget(ledger.keys.worker(worker_id), "hostname")
-        deadline = ledger.client.zscore(ledger.keys.workers, worker_id)
-        late = max(0.0, (now_ms - deadline) / 1000) if deadline is not None else None
-        who = text(hostname) if hostname else worker_id
-        members = ledger.client.srandmember(ledger.keys.worker_tasks(worker_id), budget) or []
+        worker = ledger.worker(worker_id)
+        late = max(0.0, (now_ms - worker.deadline_ms) / 1000) if worker is not None else None
+        who = worker.hostname if worker is not None and worker.hostname else worker_id
         done = 0
-        for raw in members:
-            task_id = text(raw)
+        for task_id in ledger.sample_worker_tasks(worker_id, budget):
             reply = ledger.requeue(
                 task_id, owner=worker_id, kind="lease_expired",
                 cause=f"lease expired: worker {who} stopped renewing (killed, OOM or frozen)",
@@ -172,31 +171,26 @@ class Resurrector:
             elif reply.kind == "dead":
                 report.dead_lettered += 1
             done += 1
-        if ledger.scripts.run(ledger.ops.reap_worker(worker_id=worker_id)):
+        if ledger.reap_worker(worker_id):
             report.dead_workers += 1
             log.warning("worker %s declared dead (lease expired)", who)
         return done
 
     # -- lost messages -------------------------------------------------------------------------
     def _recover_lost_messages(self, report: PassReport) -> None:
-        ledger, keys = self.ledger, self.ledger.keys
+        ledger = self.ledger
         grace = self.settings.resurrection_claim_grace_period
         now = time.monotonic()
-        published = ledger.client.hgetall(keys.queue_seq)
-        if not published:
+        marks = ledger.watermarks()
+        if not marks:
             return
-        claimed = ledger.client.hgetall(keys.queue_claimed)
         # The lengths come from the broker (RELIER_BROKER_URL): on the coordination store a
         # separate broker's lists look empty, and every queued task would look lost.
-        pipe = ledger.broker.pipeline(transaction=False)
-        queues = [text(q) for q in published]
-        for queue in queues:
-            pipe.llen(keys.broker_list(queue))
-        lengths = pipe.execute()
-        for queue, length in zip(queues, lengths, strict=True):
-            frontier = int(claimed.get(queue.encode(), 0))
-            if length == 0:
-                frontier = max(frontier, int(published[queue.encode()]))
+        lengths = ledger.queue_depths(list(marks))
+        for queue, (published, claimed) in marks.items():
+            frontier = claimed
+            if lengths[queue] == 0:
+                frontier = max(frontier, published)
             samples = self._frontiers.setdefault(queue, collections.deque())
             samples.append((now, frontier))
             # The frontier as it stood a grace period ago: tasks at or behind it left the list
@@ -206,16 +200,13 @@ class Resurrector:
             settled = self._settled.get(queue, 0)
             if settled <= 0:
                 continue
-            lost: list[tuple[bytes, float]] = ledger.client.zrangebyscore(  # type: ignore[assignment]
-                keys.pending(queue), "-inf", settled, start=0,
-                num=self.settings.resurrection_batch_size, withscores=True,
-            )
-            for member, seq in lost:
-                reply = ledger.republish(text(member), queue, int(seq))
+            lost = ledger.queued_up_to(queue, settled, self.settings.resurrection_batch_size)
+            for task_id, seq in lost:
+                reply = ledger.republish(task_id, queue, seq)
                 if reply.kind == "done":
                     report.republished += 1
                     log.warning("task %s: its message left queue %s %.0fs ago and was never "
-                                "claimed; published again", text(member), queue, grace)
+                                "claimed; published again", task_id, queue, grace)
                 elif reply.kind == "dead":
                     report.dead_lettered += 1
 

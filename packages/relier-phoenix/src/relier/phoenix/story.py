@@ -7,12 +7,11 @@ from typing import Any
 import msgspec
 
 from relier.core import codec
-from relier.core.codec import text
 from relier.core.exceptions import PayloadIntegrityError, TaskNotFoundError
 from relier.core.settings import Settings
 from relier.envelope import Keyring, open_envelope
 from relier.phoenix.ledger import Ledger
-from relier.phoenix.records import TaskRecord, parse_record
+from relier.phoenix.records import TaskRecord
 
 __all__ = ["TaskStory", "task_story"]
 
@@ -50,18 +49,12 @@ def task_story(task_id: str, settings: Settings | None = None) -> TaskStory:
         TaskNotFoundError: no record (never dispatched here, or expired after completion).
     """
     ledger = Ledger(settings)
-    client, keys = ledger.client, ledger.keys
-    pipe = client.pipeline(transaction=False)
-    pipe.hgetall(keys.task(task_id))
-    pipe.get(keys.envelope(task_id))
-    pipe.zscore(keys.dlq, task_id)
-    pipe.time()
-    fields, envelope, dlq_score, (seconds, micros) = pipe.execute()
-    if not fields:
+    view = ledger.task_view(task_id)
+    record = view.record
+    if not view.found:
         raise TaskNotFoundError(task_id)
-    record = parse_record(task_id, fields, envelope)
     story: dict[str, Any] = {
-        "record": record, "in_dlq": dlq_score is not None,
+        "record": record, "in_dlq": view.in_dlq,
         "checkpoint_bytes": ledger.checkpoints.size(record.checkpoint, task_id),
     }
     try:
@@ -70,11 +63,9 @@ def task_story(task_id: str, settings: Settings | None = None) -> TaskStory:
     except PayloadIntegrityError as exc:
         story["envelope_error"] = exc.reason
     if record.state == "running" and record.owner:
-        now_ms = int(seconds) * 1000 + int(micros) // 1000
-        deadline = client.zscore(keys.workers, record.owner)
-        story["lease_expires_in_ms"] = int(deadline) - now_ms if deadline else -1
-        host = client.hget(keys.worker(record.owner), "hostname")
-        story["owner_hostname"] = text(host) if host else ""
+        deadline = view.lease_deadline_ms
+        story["lease_expires_in_ms"] = deadline - view.now_ms if deadline else -1
+        story["owner_hostname"] = view.owner_hostname
     if record.state == "done" and record.result is not None:
         story["result"] = codec.decode(record.result)
     return TaskStory(**story)

@@ -18,6 +18,7 @@ from celery import Task, shared_task
 from celery.local import Proxy
 
 from relier.core.pipeline import TaskOptions
+from relier.core.queues import ALL_QUEUES, DEFAULT_QUEUE, PUBLIC_QUEUES, RECOVERY_QUEUE
 from relier.tasks.dispatch import dispatcher
 from relier.tasks.middleware import option_owners
 from relier.tasks.receipt import TaskReceipt
@@ -32,11 +33,9 @@ __all__ = [
     "rl_task",
 ]
 
-PUBLIC_QUEUES = ("high_priority", "default", "low_priority")
-INTERNAL_QUEUES = ("re-queue",)
-ALL_QUEUES = PUBLIC_QUEUES + INTERNAL_QUEUES
+INTERNAL_QUEUES = (RECOVERY_QUEUE,)
 
-_OWN_OPTIONS: dict[str, Any] = {"queue": "default", "name": None}
+_OWN_OPTIONS: dict[str, Any] = {"queue": DEFAULT_QUEUE, "name": None}
 
 
 class RelierTask(Task):  # type: ignore[misc]  # Celery ships no type information

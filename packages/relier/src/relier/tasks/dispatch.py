@@ -28,12 +28,12 @@ from relier.core.exceptions import (
     RedisConnectionError,
     RelierError,
 )
-from relier.core.ops import AdmissionScope, DispatchReply
-from relier.core.scripts import Call
+from relier.core.ops import AdmissionScope, DispatchReply, DispatchRequest
 from relier.core.settings import Settings, get_settings, mask_url
 from relier.envelope import Envelope, Keyring, migrations, seal
 from relier.idempotency import IdempotencyMiddleware
 from relier.phoenix import Ledger, PhoenixMiddleware
+from relier.phoenix.ledger import PreparedDispatch
 from relier.tasks.receipt import TaskReceipt
 from relier.tasks.runtime import TaskSpec, process_loop
 
@@ -44,9 +44,7 @@ __all__ = ["Dispatcher", "dispatcher"]
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     task_id: str
-    call: Call[DispatchReply]
-    message: bytes
-    queue: str
+    dispatch: PreparedDispatch
     scopes: tuple[AdmissionScope, ...]
 
 
@@ -88,14 +86,14 @@ class Dispatcher:
             trace=trace,
         )
         scopes = self.admission(spec) if self.admission else ()
-        call, message = self.ledger.dispatch_call(
+        prepared = self.ledger.prepare_dispatch(DispatchRequest(
             task_id=task_id, task_name=options.name, queue=options.queue,
             envelope=seal(envelope, self.keyring),
             max_resurrections=self.phoenix.max_resurrections(options),
             idem_key=idem_key, idem_ttl=self.idempotency.ttl(options) if idem_key else 0,
             admission=scopes, traceparent=(trace or {}).get("traceparent", ""),
-        )
-        return _Prepared(task_id, call, message, options.queue, scopes)
+        ))
+        return _Prepared(task_id, prepared, scopes)
 
     def push(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
              ) -> TaskReceipt:
@@ -119,13 +117,13 @@ class Dispatcher:
               trace: dict[str, str] | None) -> TaskReceipt:
         prepared = self.prepare(spec, args, kwargs, trace)
         try:
-            reply = self.ledger.scripts.run(prepared.call)
+            reply = self.ledger.record_dispatch(prepared.dispatch)
         except redis.RedisError as exc:
             raise self._error(spec, exc) from exc
         receipt = self._receipt(spec, prepared, reply)
         if reply.kind == "accepted":
             try:
-                self.ledger.publish_accepted(prepared.message, prepared.queue, reply.seq)
+                self.ledger.publish_accepted(prepared.dispatch, reply.seq)
             except redis.RedisError as exc:
                 raise self._deferred(receipt, exc) from exc
         return receipt
@@ -142,13 +140,13 @@ class Dispatcher:
                      trace: dict[str, str] | None) -> TaskReceipt:
         prepared = self.prepare(spec, args, kwargs, trace)
         try:
-            reply = await self.ledger.ascripts().run(prepared.call)
+            reply = await self.ledger.arecord_dispatch(prepared.dispatch)
         except redis.RedisError as exc:
             raise self._error(spec, exc) from exc
         receipt = self._receipt(spec, prepared, reply)
         if reply.kind == "accepted":
             try:
-                await self.ledger.apublish_accepted(prepared.message, prepared.queue, reply.seq)
+                await self.ledger.apublish_accepted(prepared.dispatch, reply.seq)
             except redis.RedisError as exc:
                 raise self._deferred(receipt, exc) from exc
         return receipt

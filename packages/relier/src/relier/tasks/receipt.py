@@ -8,6 +8,7 @@ from typing import Any
 
 from relier.core import codec
 from relier.core.exceptions import TaskDeadLetteredError, TaskNotFoundError
+from relier.core.record import DEAD_REASON, DUPLICATE_OF, EXC_MESSAGE, RESULT, STATE, TaskRecord
 from relier.phoenix.ledger import Ledger
 
 __all__ = ["TaskReceipt"]
@@ -15,7 +16,7 @@ __all__ = ["TaskReceipt"]
 #: Ledger states as the familiar Celery names.
 STATUS = {"queued": "PENDING", "running": "STARTED", "done": "SUCCESS", "dead": "FAILURE"}
 _MISSING: Any = object()
-_FIELDS = ("s", "r", "dup", "dr", "dm")
+_FIELDS = (STATE, RESULT, DUPLICATE_OF, DEAD_REASON, EXC_MESSAGE)
 
 
 class TaskReceipt:
@@ -45,8 +46,8 @@ class TaskReceipt:
         return f"<TaskReceipt {self.task_name}[{self.id}] {STATUS.get(self._state)}{dedup}>"
 
     # -- sync ----------------------------------------------------------------------------------
-    def _fetch(self) -> list[Any]:
-        return list(self._ledger.client.hmget(self._ledger.keys.task(self.id), *_FIELDS))
+    def _fetch(self) -> TaskRecord:
+        return self._ledger.record_fields(self.id, *_FIELDS)
 
     @property
     def status(self) -> str:
@@ -89,19 +90,17 @@ class TaskReceipt:
     async def astatus(self) -> str:
         """``status`` without blocking the event loop."""
         if self._state not in ("done", "dead"):
-            client = self._ledger.aclient()
-            self._absorb(list(await client.hmget(self._ledger.keys.task(self.id), *_FIELDS)))
+            self._absorb(await self._ledger.arecord_fields(self.id, *_FIELDS))
         return STATUS.get(self._state, "UNKNOWN")
 
     async def aget(self, timeout: float | None = None) -> Any:
         """``get`` without blocking the event loop."""
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
-        client = self._ledger.aclient()
         while True:
             if self._result is not _MISSING:
                 return self._result
-            fields = list(await client.hmget(self._ledger.keys.task(self.id), *_FIELDS))
+            fields = await self._ledger.arecord_fields(self.id, *_FIELDS)
             finished, value, follow = self._settle(fields)
             if follow:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -115,30 +114,25 @@ class TaskReceipt:
             delay = min(delay * 1.5, 0.1)
 
     # -- shared ----------------------------------------------------------------------------------
-    def _absorb(self, fields: list[Any]) -> None:
-        if fields[0] is None:
-            self._state = "missing"
-        else:
-            self._state = fields[0].decode()
+    def _absorb(self, rec: TaskRecord) -> None:
+        self._state = "missing" if rec.state == "unknown" else rec.state
 
-    def _settle(self, fields: list[Any]) -> tuple[bool, Any, str]:
+    def _settle(self, rec: TaskRecord) -> tuple[bool, Any, str]:
         """``(finished, result, follow)`` from a record; raises for a dead or unknown task.
 
         ``follow`` names the task whose result this one shares (an idempotent duplicate
         recorded at claim time before the first one finished).
         """
-        self._absorb(fields)
-        state, raw, dup, reason, message = fields
-        if state is None:
+        self._absorb(rec)
+        if rec.state == "unknown":
             raise TaskNotFoundError(self.id)
-        if state == b"dead":
-            raise TaskDeadLetteredError(self.id, (reason or b"").decode(),
-                                        (message or b"").decode())
-        if state != b"done":
+        if rec.state == "dead":
+            raise TaskDeadLetteredError(self.id, rec.reason, rec.message)
+        if rec.state != "done":
             return False, None, ""
-        if raw is None and dup:
-            return False, None, dup.decode()
-        value = codec.decode(raw) if raw is not None else None
+        if rec.result is None and rec.duplicate_of:
+            return False, None, rec.duplicate_of
+        value = codec.decode(rec.result) if rec.result is not None else None
         if isinstance(value, dict) and "__relier_unstored_result__" in value:
             raise TypeError(value["__relier_unstored_result__"])
         self._result = value

@@ -240,7 +240,7 @@ class Runtime:
     def _adopt(self, spec: TaskSpec, job: Job) -> None:
         """Make a plain Celery message (``.delay()``) a tracked task from here on."""
         try:
-            self.ledger.client.hincrby(self.ledger.keys.stats, "legacy_messages", 1)
+            self.ledger.count_legacy_message()
         except redis.exceptions.OutOfMemoryError:
             # Only a statistic: the message is already acknowledged, so refusing to adopt it
             # here would lose it. The claim script (allowed at maxmemory) takes it from here.
