@@ -139,7 +139,7 @@ def test_zombie_loses_every_write_after_takeover(r: redis.Redis) -> None:
     fresh = claim(r, wid="w2", queue="re-queue")
     assert fresh.epoch == zombie.epoch + 1
     assert fresh.attempt == 2
-    assert fresh.kills == 1
+    assert fresh.resurrections == 1
     assert not sc.run(OPS.checkpoint(task_id="t1", epoch=zombie.epoch, data=b"old")).stored
     assert not sc.run(OPS.complete(task_id="t1", worker_id="w1", epoch=zombie.epoch,
                                    result=b"zombie", result_ttl=60))
