@@ -23,11 +23,12 @@ import msgspec
 import redis
 
 from relier.cli.procs import LocalRedis, ResurrectorProcess, WorkerProcess
+from relier.core.queues import PUBLIC_QUEUES, RECOVERY_QUEUE
 from relier.core.settings import mask_url
 
 __all__ = ["ClusterState", "adopt_local_cluster", "cluster_down", "cluster_up", "state_path"]
 
-USER_QUEUES = ["high_priority", "default", "low_priority"]
+USER_QUEUES = list(PUBLIC_QUEUES)
 
 
 class Member(msgspec.Struct):
@@ -126,7 +127,7 @@ def cluster_up(*, workers: int = 2, concurrency: int = 2, imports: str = "",
     env = {"RELIER_REDIS_URL": state.redis_url, **(extra_env or {})}
     if imports:
         env["RELIER_IMPORTS"] = imports
-    roles = [("worker", USER_QUEUES) for _ in range(workers)] + [("recovery", ["re-queue"])]
+    roles = [("worker", USER_QUEUES) for _ in range(workers)] + [("recovery", [RECOVERY_QUEUE])]
     for n, (role, queues) in enumerate(roles, start=1):
         hostname = f"{role}-{n}@{os.uname().nodename}"
         log = base / "logs" / f"{role}-{n}.log"

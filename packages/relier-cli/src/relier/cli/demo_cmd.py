@@ -25,9 +25,10 @@ from rich.progress import BarColumn, Progress, TextColumn
 from relier.cli._common import console, fail
 from relier.cli.procs import LocalRedis, ManagedProcess, ResurrectorProcess, WorkerProcess
 from relier.core.connection import redis_client
+from relier.core.queues import ALL_QUEUES
 from relier.core.record import STARTED_MS
 
-QUEUES = ["high_priority", "default", "low_priority", "re-queue"]
+QUEUES = list(ALL_QUEUES)
 
 
 def demo(

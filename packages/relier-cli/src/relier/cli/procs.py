@@ -21,6 +21,8 @@ from pathlib import Path
 
 import redis
 
+from relier.core.queues import ALL_QUEUES
+
 __all__ = ["LocalRedis", "ManagedProcess", "ResurrectorProcess", "WorkerProcess", "free_port"]
 
 #: What Relier needs from Redis: an append-only file and no eviction; a memory ceiling so
@@ -230,8 +232,7 @@ class WorkerProcess(ManagedProcess):
     ready_marker = " ready."
 
     def __init__(self, app: str, *, env: Mapping[str, str],
-                 queues: Sequence[str] = ("high_priority", "default", "low_priority",
-                                          "re-queue"),
+                 queues: Sequence[str] = ALL_QUEUES,
                  pool: str = "prefork", concurrency: int = 2, hostname: str | None = None,
                  loglevel: str = "INFO", extra_args: Sequence[str] = (),
                  cwd: str | Path | None = None, log_path: str | Path | None = None) -> None:
