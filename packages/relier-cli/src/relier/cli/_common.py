@@ -1,4 +1,4 @@
-"""What every ``rl`` command shares: settings, clients, output (tables or JSON), errors."""
+"""What every ``rl`` command shares: settings, the ledger, output (tables or JSON), errors."""
 
 from __future__ import annotations
 
@@ -96,12 +96,6 @@ def ago(ms: float) -> str:
         return f"{minutes}m{seconds:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
-
-
-def redis_now_ms(client: Any) -> int:
-    """The Redis server's clock, in ms (the clock every deadline is on)."""
-    seconds, micros = client.time()
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
