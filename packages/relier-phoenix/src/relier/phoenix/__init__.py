@@ -1,6 +1,8 @@
 """relier-phoenix: nothing is lost. Fenced task ledger, leases, resurrector, DLQ, drain.
 
-- ``Ledger``: typed access to task records (dispatch, requeue, republish, release).
+- ``Ledger``: the one door to task records, leases and their indexes: every write (dispatch,
+  claim, checkpoint, complete, fail, requeue, republish, release, purge) and every read, typed.
+- ``LedgerPort``: the part of the ledger the worker side uses (a ``typing.Protocol``).
 - ``PhoenixMiddleware``: claim (a new epoch per run) and commit/dead-letter, fenced.
 - ``LeaseKeeper``: one lease per worker process, renewed in one call per interval.
 - ``Resurrector``: re-queues the tasks of dead workers and re-publishes lost messages.
@@ -19,6 +21,7 @@ from relier.phoenix.drain import Drain, request_drain
 from relier.phoenix.lease import LeaseKeeper, current_keeper
 from relier.phoenix.ledger import RECOVERY_QUEUE, Ledger
 from relier.phoenix.middleware import PhoenixMiddleware
+from relier.phoenix.port import LedgerPort
 from relier.phoenix.records import Attempt, TaskRecord
 from relier.phoenix.resurrector import Resurrector
 from relier.phoenix.story import TaskStory, task_story
@@ -32,6 +35,7 @@ __all__ = [
     "Drain",
     "LeaseKeeper",
     "Ledger",
+    "LedgerPort",
     "PhoenixMiddleware",
     "Resurrector",
     "TaskRecord",
