@@ -17,8 +17,14 @@ declared, once:
 Only the Lua scripts write a record (through ``relier.phoenix.Ledger``, its only door); Python
 never writes a field itself.
 
-To find everything about a field, e.g. the epoch: read its row in ``FIELDS`` (who writes and
-reads it in Lua), then grep the constant (``EPOCH``) for its Python readers.
+To find everything about a field, e.g. the epoch: its row in ``FIELDS`` names the scripts
+that write it (``task_dispatch`` sets 0, ``task_claim`` increments it, ``task_fail`` sets 0
+for a message never claimed) and read it (``task_checkpoint``, ``task_complete``,
+``task_fail`` compare it: the fence, I3). In Python it is read by ``decode_record`` (the
+``EPOCH`` constant, into ``TaskRecord.epoch``) and returned by the claim
+(``ClaimReply.epoch``), which ``relier.phoenix.middleware`` keeps in ``Job.epoch`` and passes
+back to ``Ledger.complete``, ``Ledger.fail`` and ``Ledger.acheckpoint`` (and the runtime
+shows as ``ctx.epoch``). Grep ``EPOCH`` and ``epoch=`` for every place.
 """
 
 from __future__ import annotations
