@@ -10,9 +10,9 @@ import redis
 
 from relier.core import Keys
 from relier.core.ops import DispatchRequest
+from relier.core.record import TaskRecord, decode_record
 from relier.envelope import Envelope, Keyring, seal
 from relier.phoenix import Ledger
-from relier.phoenix.records import TaskRecord, fetch_record
 
 T = TypeVar("T")
 
@@ -32,7 +32,12 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: fl
 
 
 def record(client: redis.Redis, task_id: str) -> TaskRecord:
-    return fetch_record(client, KEYS, task_id)
+    # Read on the test's own client (tests may point it anywhere), decoded by the one decoder.
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(KEYS.task(task_id))
+    pipe.get(KEYS.envelope(task_id))
+    fields, envelope = pipe.execute()
+    return decode_record(task_id, fields, envelope)
 
 
 def counter(client: redis.Redis, kind: str, key: str) -> int:
