@@ -67,7 +67,8 @@ def _running_task(ledger: object, worker_id: str) -> str:
     scripts(ledger.client).run(ledger.ops.register_worker(
         worker_id=worker_id, ttl_ms=60_000, facts={"hostname": "h"}))
     reply = scripts(ledger.client).run(ledger.ops.claim(
-        task_id=receipt.id, worker_id=worker_id, queue="default"))
+        task_id=receipt.id, worker_id=worker_id, queue="default",
+        result_ttl=ledger.settings.result_ttl))
     assert reply.kind == "claimed"
     return receipt.id
 
@@ -89,7 +90,8 @@ def test_hand_offs_are_capped_in_the_requeue_script(
                                        cause="drain deadline").kind)
         if outcomes[-1] == "done":  # the next incarnation, on the same worker
             assert scripts(client).run(ledger.ops.claim(
-                task_id=task_id, worker_id="w1", queue="re-queue")).kind == "claimed"
+                task_id=task_id, worker_id="w1", queue="re-queue",
+                result_ttl=ledger.settings.result_ttl)).kind == "claimed"
     assert outcomes == ["done", "done", "dead"]
     rec = record(client, task_id)
     assert rec.state == "dead"
@@ -103,9 +105,12 @@ def test_shutting_down_is_read_from_the_worker_state(
     relier_env: dict[str, str], client: redis.Redis
 ) -> None:
     from relier.phoenix import Ledger
+    from relier.phoenix.drain import _draining as drain_flag
     from relier.phoenix.drain import shutting_down
 
     ledger = Ledger()
+    # This process is no worker: a drain begun here by another test must not answer for "w1".
+    assert not drain_flag.is_set(), "a test left this process's drain flag set"
     client.hset(KEYS.worker("w1"), mapping={"hostname": "h", "state": "running"})
     assert not shutting_down(ledger, "w1", settle=0.2)
     client.hset(KEYS.worker("w1"), "state", "draining")

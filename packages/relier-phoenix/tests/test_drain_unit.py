@@ -6,8 +6,18 @@ from collections.abc import Collection
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from relier.core.ops import TransitionReply
+from relier.phoenix import drain as drain_module
 from relier.phoenix.drain import Drain
+
+
+@pytest.fixture(autouse=True)
+def _no_drain_left_behind() -> Any:
+    """A drain marks its whole process as shutting down: undo it for the tests that follow."""
+    yield
+    drain_module._draining.clear()
 
 
 class FakeKeeper:
