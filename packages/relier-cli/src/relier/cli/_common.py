@@ -34,7 +34,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def settings() -> Settings:
     """The settings in force (``RELIER_*``, ``.env``, or the local cluster's Redis)."""
-    from relier.cli.cluster import adopt_local_cluster
+    from relier.cli.local import adopt_local_cluster
 
     adopt_local_cluster()
     return get_settings()

@@ -34,6 +34,7 @@ from relier.cli._common import (
     to_plain,
     when,
 )
+from relier.cli.plugins import add_plugins
 from relier.cli.schema import (
     InflightJSON,
     WorkerJSON,
@@ -613,17 +614,9 @@ def _start_telemetry(s: Settings) -> None:
     instrument()
 
 
-def _register_optional() -> None:
-    # Commands that run tasks need the runtime (the `relier` meta-package).
-    from relier.cli import bench_cmd, chaos_cmd, cluster_cmd, demo_cmd
-
-    app.add_typer(chaos_cmd.app, name="chaos")
-    app.command("bench")(bench_cmd.bench)
-    app.add_typer(cluster_cmd.app, name="cluster")
-    app.command("demo")(demo_cmd.demo)
-
-
-_register_optional()
+# bench, chaos, cluster and demo come from relier-lab (entry-point group "relier.cli"): the
+# shell never imports the harness or the task runtime, and works without them.
+add_plugins(app)
 
 
 def usage_line(exc: UsageError) -> str:

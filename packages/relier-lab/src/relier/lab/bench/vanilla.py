@@ -1,6 +1,6 @@
 """Plain Celery, configured the common way, for side-by-side figures.
 
-``celery -A relier.cli.bench.vanilla worker`` runs it; ``VANILLA_ACKS_LATE=1`` switches on
+``celery -A relier.lab.bench.vanilla worker`` runs it; ``VANILLA_ACKS_LATE=1`` switches on
 ``task_acks_late`` with ``task_reject_on_worker_lost`` (Celery's own at-least-once mode).
 """
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from relier.cli.procs import LocalRedis, ManagedProcess, ResurrectorProcess, WorkerProcess
+from relier.lab.procs import LocalRedis, ManagedProcess, ResurrectorProcess, WorkerProcess
 
 __all__ = ["BenchEnv", "bench_env", "machine", "percentiles"]
 
@@ -67,7 +67,7 @@ class BenchEnv:
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for benchmark workers."""
         return {"RELIER_REDIS_URL": self.url, "RELIER_BROKER_URL": "",
-                "RELIER_IMPORTS": "relier.cli.bench.tasks", "RELIER_PREFLIGHT": "warn",
+                "RELIER_IMPORTS": "relier.lab.bench.tasks", "RELIER_PREFLIGHT": "warn",
                 "RELIER_LOG_LEVEL": "WARNING", **extra}
 
     def worker(self, app: str = "relier.tasks.app", **kwargs: Any) -> WorkerProcess:

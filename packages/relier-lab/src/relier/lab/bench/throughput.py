@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Celery
 
-from relier.cli.bench import BenchEnv
+from relier.lab.bench import BenchEnv
 
 
 def _drain(env: BenchEnv, key: str, n: int, timeout: float) -> float:
@@ -32,7 +32,7 @@ def run(env: BenchEnv, n: int = 3000, concurrency: int = 2) -> dict[str, Any]:
 
     reset_settings(None)
     reset_dispatcher(None)
-    from relier.cli.bench.tasks import incr
+    from relier.lab.bench.tasks import incr
 
     plain = Celery("vanilla-fill", broker=env.url, set_as_current=False)
     plain.conf.update(task_serializer="json", broker_connection_retry_on_startup=True)
@@ -40,8 +40,8 @@ def run(env: BenchEnv, n: int = 3000, concurrency: int = 2) -> dict[str, Any]:
     runs: tuple[tuple[str, str, str, str, dict[str, str]], ...] = (
         # label, app the worker runs, queue, counter key, extra worker environment
         ("relier", "relier.tasks.app", "default", "count:relier", {}),
-        ("vanilla", "relier.cli.bench.vanilla", "celery", "count:vanilla", {}),
-        ("vanilla_acks_late", "relier.cli.bench.vanilla", "celery", "count:late",
+        ("vanilla", "relier.lab.bench.vanilla", "celery", "count:vanilla", {}),
+        ("vanilla_acks_late", "relier.lab.bench.vanilla", "celery", "count:late",
          {"VANILLA_ACKS_LATE": "1"}),
     )
     for label, app, queue, key, extra in runs:

@@ -1,4 +1,4 @@
-"""Tasks the benchmark workers run (``RELIER_IMPORTS=relier.cli.bench.tasks``)."""
+"""Tasks the benchmark workers run (``RELIER_IMPORTS=relier.lab.bench.tasks``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import os
 
 import redis
 
-from relier import TaskContext, rl_task
+from relier.tasks.context import TaskContext
+from relier.tasks.decorator import rl_task
 
 _client: dict[int, redis.Redis] = {}
 

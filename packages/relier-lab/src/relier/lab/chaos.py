@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from relier.cli.bench import BenchEnv
+from relier.lab.bench import BenchEnv
 
 
 def _use(env: BenchEnv) -> None:
@@ -60,7 +60,7 @@ def kill_storm(
     the whole run took.
     """
     _use(env)
-    from relier.cli.bench.tasks import sleepy
+    from relier.lab.bench.tasks import sleepy
 
     say = progress or (lambda _msg: None)
     env.resurrector()

@@ -1,6 +1,6 @@
 """Tasks ``rl chaos`` dispatches.
 
-Workers import them when ``RELIER_IMPORTS`` names ``relier.cli.chaos_tasks``
+Workers import them when ``RELIER_IMPORTS`` names ``relier.lab.chaos_tasks``
 (``rl cluster up`` does).
 """
 
@@ -11,7 +11,8 @@ import os
 
 import redis
 
-from relier import TaskContext, rl_task
+from relier.tasks.context import TaskContext
+from relier.tasks.decorator import rl_task
 
 
 @rl_task(name="chaos.long_running", max_resurrections=10)

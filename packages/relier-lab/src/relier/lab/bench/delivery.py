@@ -7,8 +7,8 @@ from typing import Any
 
 from celery import Celery
 
-from relier.cli.bench import BenchEnv
-from relier.cli.chaos import kill_storm
+from relier.lab.bench import BenchEnv
+from relier.lab.chaos import kill_storm
 
 
 def _vanilla_storm(env: BenchEnv, *, acks_late: bool, tasks: int, kills: int,
@@ -18,7 +18,7 @@ def _vanilla_storm(env: BenchEnv, *, acks_late: bool, tasks: int, kills: int,
     extra = {"VANILLA_ACKS_LATE": "1"} if acks_late else {}
 
     def start() -> Any:
-        return env.worker("relier.cli.bench.vanilla", concurrency=2, queues=["celery"],
+        return env.worker("relier.lab.bench.vanilla", concurrency=2, queues=["celery"],
                           env=extra)
 
     pool = [start(), start()]

@@ -11,8 +11,8 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from relier.cli.bench import BenchEnv
 from relier.envelope import Envelope, Keyring, open_envelope, seal
+from relier.lab.bench import BenchEnv
 
 
 def run(env: BenchEnv | None = None, repeat: int = 7, number: int = 20_000) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from relier.cli.bench import BenchEnv, percentiles
 from relier.core.settings import Settings
+from relier.lab.bench import BenchEnv, percentiles
 
 
 def run(env: BenchEnv, n: int = 10_000, warmup: int = 500) -> dict[str, Any]:

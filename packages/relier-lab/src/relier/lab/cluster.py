@@ -4,8 +4,9 @@
 reachable at ``RELIER_REDIS_URL`` (AOF on, noeviction), workers for every queue (one of them
 only for ``re-queue``, so recovery never waits behind user work) and a resurrector. They keep
 running after the command returns; their PIDs and the Redis URL are kept in
-``.relier/cluster.json``, which every other ``rl`` command reads when ``RELIER_REDIS_URL`` is
-not set. ``rl cluster down`` stops them (workers drain first); ``status`` shows them.
+``.relier/cluster.json`` (its format and reader are ``relier.cli.local``), which every other
+``rl`` command reads when ``RELIER_REDIS_URL`` is not set. ``rl cluster down`` stops them
+(workers drain first); ``status`` shows them.
 """
 
 from __future__ import annotations
@@ -16,83 +17,27 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import redis
 
-from relier.cli.procs import LocalRedis, ResurrectorProcess, WorkerProcess
+from relier.cli.local import (
+    ClusterState,
+    Member,
+    adopt_local_cluster,
+    alive,
+    base_dir,
+    load_state,
+    state_path,
+)
 from relier.core.settings import mask_url
+from relier.lab.procs import LocalRedis, ResurrectorProcess, WorkerProcess
 
-__all__ = ["ClusterState", "adopt_local_cluster", "cluster_down", "cluster_up", "state_path"]
+__all__ = ["ClusterState", "Member", "adopt_local_cluster", "alive", "cluster_down", "cluster_up",
+           "describe", "load_state", "state_path"]
 
 USER_QUEUES = ["high_priority", "default", "low_priority"]
-
-
-class Member(msgspec.Struct):
-    """One process of the local cluster."""
-
-    role: str
-    pid: int
-    log: str
-    hostname: str = ""
-    queues: list[str] = []
-
-
-class ClusterState(msgspec.Struct):
-    """What ``.relier/cluster.json`` records."""
-
-    redis_url: str
-    redis_pid: int = 0
-    redis_dir: str = ""
-    members: list[Member] = []
-    started: float = 0.0
-
-
-def base_dir() -> Path:
-    """``.relier/`` in the working directory."""
-    return Path.cwd() / ".relier"
-
-
-def state_path() -> Path:
-    """Where the local cluster's state lives."""
-    return base_dir() / "cluster.json"
-
-
-def alive(pid: int) -> bool:
-    """True when ``pid`` runs (and is not a zombie)."""
-    if pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
-
-
-def load_state() -> ClusterState | None:
-    """The local cluster's state, if one was started here."""
-    path = state_path()
-    if not path.is_file():
-        return None
-    try:
-        return msgspec.json.decode(path.read_bytes(), type=ClusterState)
-    except msgspec.DecodeError:
-        return None
-
-
-def adopt_local_cluster() -> None:
-    """Point ``RELIER_REDIS_URL`` at the local cluster's Redis when nothing else is set."""
-    if os.environ.get("RELIER_REDIS_URL"):
-        return
-    state = load_state()
-    if state is not None and (not state.redis_pid or alive(state.redis_pid)):
-        os.environ["RELIER_REDIS_URL"] = state.redis_url
 
 
 def _reachable(url: str) -> bool:

@@ -9,8 +9,8 @@ from typing import Any
 
 from celery import Celery
 
-from relier.cli.bench import BenchEnv
-from relier.cli.procs import WorkerProcess
+from relier.lab.bench import BenchEnv
+from relier.lab.procs import WorkerProcess
 
 
 def _rss_mb(pid: int) -> float:
@@ -54,7 +54,7 @@ def run(env: BenchEnv, rounds: int = 3) -> dict[str, Any]:
 
     reset_settings(None)
     reset_dispatcher(None)
-    from relier.cli.bench.tasks import incr
+    from relier.lab.bench.tasks import incr
 
     plain = Celery("vanilla-fill", broker=env.url, set_as_current=False)
     plain.conf.update(task_serializer="json", broker_connection_retry_on_startup=True)
@@ -62,7 +62,7 @@ def run(env: BenchEnv, rounds: int = 3) -> dict[str, Any]:
     for label, app, queue, dispatch, key in (
         ("relier", "relier.tasks.app", "default", lambda: incr.push("cold:relier"),
          "cold:relier"),
-        ("vanilla", "relier.cli.bench.vanilla", "celery",
+        ("vanilla", "relier.lab.bench.vanilla", "celery",
          lambda: plain.send_task("vanilla.incr", ("cold:vanilla",)), "cold:vanilla"),
     ):
         samples = [_first_task_ms(env, app, queue, dispatch, key, {}) for _ in range(rounds)]

@@ -13,7 +13,7 @@ from relier.core.settings import mask_url
 app = typer.Typer(no_args_is_help=True,
                   help="A local development stack: Redis, workers, resurrector.")
 
-IMPORTS = "relier.cli.chaos_tasks,relier.cli.demo_tasks"
+IMPORTS = "relier.lab.chaos_tasks,relier.lab.demo_tasks"
 
 
 @app.command("up")
@@ -24,7 +24,7 @@ def up(
                                  help="Use docker compose (needs a Docker engine)."),
 ) -> None:
     """Start Redis (when none answers), workers for every queue and a resurrector."""
-    from relier.cli import cluster
+    from relier.lab import cluster
 
     if compose:
         raise typer.Exit(cluster.compose("up", "-d"))
@@ -45,7 +45,7 @@ def down(
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds workers get to drain."),
 ) -> None:
     """Stop the local stack (workers drain first)."""
-    from relier.cli import cluster
+    from relier.lab import cluster
 
     if compose:
         raise typer.Exit(cluster.compose("down"))
@@ -60,7 +60,7 @@ def status(
     compose: bool = typer.Option(False, "--compose", help="Use docker compose."),
 ) -> None:
     """The local stack's processes, and the cluster's health."""
-    from relier.cli import cluster
+    from relier.lab import cluster
 
     if compose:
         raise typer.Exit(cluster.compose("ps"))

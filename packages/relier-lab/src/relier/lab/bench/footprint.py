@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any
 
-from relier.cli.bench import BenchEnv
+from relier.lab.bench import BenchEnv
 
 
 def _relier_bytes(env: BenchEnv) -> tuple[int, int]:
@@ -37,7 +37,7 @@ def run(env: BenchEnv, in_flight: int = 200, lifecycle_tasks: int = 500) -> dict
 
     reset_settings(None)
     reset_dispatcher(None)
-    from relier.cli.bench.tasks import noop, sleepy
+    from relier.lab.bench.tasks import noop, sleepy
 
     client = env.client
     env.worker(pool="threads", concurrency=in_flight, queues=["default"])

@@ -22,9 +22,9 @@ import typer
 from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn
 
-from relier.cli._common import console, fail
-from relier.cli.procs import LocalRedis, ManagedProcess, ResurrectorProcess, WorkerProcess
+from relier.cli._common import console
 from relier.core.codec import text
+from relier.lab.procs import LocalRedis, ManagedProcess, ResurrectorProcess, WorkerProcess
 
 QUEUES = ["high_priority", "default", "low_priority", "re-queue"]
 
@@ -38,10 +38,6 @@ def demo(
                                          help="Use this Redis instead of a local one."),
 ) -> None:
     """Run the demo: dispatch, kill a worker mid-flight, recover, report."""
-    try:
-        import relier.tasks  # noqa: F401
-    except ImportError:
-        fail("rl demo needs the runtime: pip install relier")
     url = redis_url or os.environ.get("RELIER_REDIS_URL")
     base = Path.cwd() / ".relier" / "demo"
     server = None
@@ -75,12 +71,12 @@ def _run(url: str, base: Path, procs: list[ManagedProcess], orders: int, charges
 
     reset_settings(None)
     reset_dispatcher(None)
-    from relier.cli.demo_tasks import charge_customer, process_order
+    from relier.lab.demo_tasks import charge_customer, process_order
     from relier.phoenix import Ledger
 
     ledger = Ledger()
     client, keys = ledger.client, ledger.keys
-    env = {"RELIER_REDIS_URL": url, "RELIER_IMPORTS": "relier.cli.demo_tasks",
+    env = {"RELIER_REDIS_URL": url, "RELIER_IMPORTS": "relier.lab.demo_tasks",
            "RELIER_LOG_LEVEL": "WARNING",
            "RELIER_SIGNING_KEYS": os.environ["RELIER_SIGNING_KEYS"]}
     (base / "logs").mkdir(parents=True, exist_ok=True)

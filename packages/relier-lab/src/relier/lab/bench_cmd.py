@@ -35,11 +35,7 @@ def bench(
     names = SUITES if which == "all" else (which,)
     if any(n not in SUITES for n in names):
         fail(f"unknown benchmark {which!r}; choose all or one of {', '.join(SUITES)}")
-    try:
-        importlib.import_module("relier.tasks")
-    except ImportError:
-        fail("rl bench needs the runtime: pip install relier")
-    from relier.cli.bench import bench_env, machine
+    from relier.lab.bench import bench_env, machine
 
     results: dict[str, Any] = {}
     try:
@@ -50,7 +46,7 @@ def bench(
             for name in names:
                 if not as_json:
                     console.print(f"[bold]running {name}...[/bold]")
-                module = importlib.import_module(f"relier.cli.bench.{name}")
+                module = importlib.import_module(f"relier.lab.bench.{name}")
                 results[name] = module.run(env)
                 env.reset()
                 if not as_json:
@@ -58,7 +54,7 @@ def bench(
     except (redis.RedisError, FileNotFoundError) as exc:
         fail(str(exc))
     if markdown is not None:
-        from relier.cli.bench.report import markdown as render
+        from relier.lab.bench.report import markdown as render
 
         command = "rl bench " + which + f" --markdown {markdown}"
         markdown.write_text(render(results, host, command), encoding="utf-8")

@@ -2,7 +2,7 @@
 
 The scenarios act on processes of this machine: the workers registered in the ledger with
 this host's name, and a Redis server running here. Workers must import
-``relier.cli.chaos_tasks`` (``rl cluster up`` sets that up).
+``relier.lab.chaos_tasks`` (``rl cluster up`` sets that up).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _local_workers() -> list[dict[str, str]]:
 
 def _dispatch_long(seconds: float) -> tuple[Any, str]:
     settings()  # RELIER_REDIS_URL of the local cluster, when one runs here
-    from relier.cli.chaos_tasks import long_running
+    from relier.lab.chaos_tasks import long_running
 
     marker = uuid.uuid4().hex[:8]
     return long_running.push(seconds, marker), marker
@@ -62,7 +62,7 @@ def _wait_started(marker: str, timeout: float = 30.0) -> int:
         if pids:
             return pids[-1][1]
         time.sleep(0.05)
-    fail("the chaos task never started: do the workers import relier.cli.chaos_tasks "
+    fail("the chaos task never started: do the workers import relier.lab.chaos_tasks "
          "(RELIER_IMPORTS), and consume the default queue?")
 
 
@@ -165,7 +165,7 @@ def redis_restart(
     cwd = os.readlink(f"/proc/{pid}/cwd")
     if client.config_get("appendonly").get("appendonly") != "yes":
         fail("this Redis runs without AOF: a restart would lose everything; refusing")
-    from relier.cli.chaos_tasks import long_running
+    from relier.lab.chaos_tasks import long_running
 
     markers = [uuid.uuid4().hex[:8] for _ in range(tasks)]
     receipts = [long_running.push(0.5, m) for m in markers]
@@ -196,7 +196,7 @@ def _follow_in_cluster_state(old_pid: int, new_pid: int) -> None:
     """Point a local cluster's state at the restarted Redis, so `rl cluster down` stops it."""
     import msgspec
 
-    from relier.cli import cluster
+    from relier.lab import cluster
 
     state = cluster.load_state()
     if state is not None and state.redis_pid == old_pid:
@@ -271,8 +271,8 @@ def load_spike(
 ) -> None:
     """Dispatch at a fixed rate; count admitted, refused (429) and failed dispatches."""
     settings()
-    from relier.cli.chaos_tasks import noop
     from relier.core.exceptions import AdmissionRejectedError
+    from relier.lab.chaos_tasks import noop
 
     admitted = refused = failed = 0
     retry_after: set[int] = set()

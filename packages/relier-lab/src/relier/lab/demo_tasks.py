@@ -8,7 +8,8 @@ import random
 
 import redis
 
-from relier import TaskContext, rl_task
+from relier.tasks.context import TaskContext
+from relier.tasks.decorator import rl_task
 
 _clients: dict[int, redis.Redis] = {}
 

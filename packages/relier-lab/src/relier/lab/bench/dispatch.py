@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import Celery
 
-from relier.cli.bench import BenchEnv, percentiles
+from relier.lab.bench import BenchEnv, percentiles
 
 BLOCK = 100
 
@@ -31,7 +31,7 @@ def run(env: BenchEnv, n: int = 2000, warmup: int = 200) -> dict[str, Any]:
 
     reset_settings(None)
     reset_dispatcher(None)
-    from relier.cli.bench.tasks import noop, noop_idempotent
+    from relier.lab.bench.tasks import noop, noop_idempotent
 
     plain = Celery("vanilla-plain", broker=env.url, set_as_current=False)
     plain.conf.update(task_serializer="json", broker_connection_retry_on_startup=True)

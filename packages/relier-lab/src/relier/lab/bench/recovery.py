@@ -7,8 +7,8 @@ import signal
 import time
 from typing import Any
 
-from relier.cli.bench import BenchEnv, percentiles
 from relier.core.codec import text
+from relier.lab.bench import BenchEnv, percentiles
 
 
 def _starts(env: BenchEnv, key: str) -> list[tuple[int, int]]:
@@ -46,7 +46,7 @@ def run(env: BenchEnv, trials: int = 10) -> dict[str, Any]:
 
     reset_settings(None)
     reset_dispatcher(None)
-    from relier.cli.bench.tasks import sleepy
+    from relier.lab.bench.tasks import sleepy
 
     env.resurrector()
     env.worker(queues=["re-queue"], concurrency=1)  # the standby that runs resurrected work
