@@ -98,7 +98,7 @@ class Dispatcher:
         return _Prepared(task_id, call, message, options.queue, scopes)
 
     def push(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
-             ) -> TaskReceipt:
+             ) -> TaskReceipt[Any]:
         """Dispatch from synchronous code."""
         try:
             loop = asyncio.get_running_loop()
@@ -116,7 +116,7 @@ class Dispatcher:
         return self._push(spec, args, kwargs, None)
 
     def _push(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
-              trace: dict[str, str] | None) -> TaskReceipt:
+              trace: dict[str, str] | None) -> TaskReceipt[Any]:
         prepared = self.prepare(spec, args, kwargs, trace)
         try:
             reply = self.ledger.scripts.run(prepared.call)
@@ -131,7 +131,7 @@ class Dispatcher:
         return receipt
 
     async def apush(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
-                    ) -> TaskReceipt:
+                    ) -> TaskReceipt[Any]:
         """Dispatch from asyncio code."""
         if self.traced:
             with self._span(spec) as span:
@@ -139,7 +139,7 @@ class Dispatcher:
         return await self._apush(spec, args, kwargs, None)
 
     async def _apush(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
-                     trace: dict[str, str] | None) -> TaskReceipt:
+                     trace: dict[str, str] | None) -> TaskReceipt[Any]:
         prepared = self.prepare(spec, args, kwargs, trace)
         try:
             reply = await self.ledger.ascripts().run(prepared.call)
@@ -169,7 +169,7 @@ class Dispatcher:
                                  " Nothing was enqueued.")
         return RedisConnectionError(mask_url(self.settings.redis_url), exc)
 
-    def _deferred(self, receipt: TaskReceipt, exc: redis.RedisError) -> RelierError:
+    def _deferred(self, receipt: TaskReceipt[Any], exc: redis.RedisError) -> RelierError:
         """The script recorded the task, then a separate broker refused its message.
 
         The task is accepted: its record is queued and pending, so the resurrector's
@@ -198,7 +198,7 @@ class Dispatcher:
             yield _Traced(span)
 
     def _receipt(self, spec: TaskSpec, prepared: _Prepared, reply: DispatchReply
-                 ) -> TaskReceipt:
+                 ) -> TaskReceipt[Any]:
         if reply.kind == "accepted":
             return TaskReceipt(prepared.task_id, spec.name, self.ledger)
         if reply.kind == "duplicate":
@@ -223,7 +223,7 @@ class _Traced:
         self.span = span
         self.carrier: dict[str, str] = span.carrier
 
-    def done(self, receipt: TaskReceipt) -> TaskReceipt:
+    def done(self, receipt: TaskReceipt[Any]) -> TaskReceipt[Any]:
         self.span.accepted(receipt.id, "duplicate" if receipt.deduplicated else "accepted")
         return receipt
 
