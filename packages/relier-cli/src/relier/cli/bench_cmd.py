@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import redis
 import typer
 
 from relier.cli._common import console, fail, print_json
@@ -39,6 +38,8 @@ def bench(
         importlib.import_module("relier.tasks")
     except ImportError:
         fail("rl bench needs the runtime: pip install relier")
+    import redis
+
     from relier.cli.bench import bench_env, machine
 
     results: dict[str, Any] = {}

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import redis
 
 from relier.cli.procs import LocalRedis, ResurrectorProcess, WorkerProcess
 from relier.core.settings import mask_url
@@ -96,6 +95,8 @@ def adopt_local_cluster() -> None:
 
 
 def _reachable(url: str) -> bool:
+    import redis
+
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
         return bool(client.ping())

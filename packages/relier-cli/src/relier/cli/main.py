@@ -10,7 +10,6 @@ import sys
 import time
 from typing import Any
 
-import redis
 import typer
 from rich.markup import escape
 
@@ -33,6 +32,7 @@ from relier.cli._common import (
     table,
     to_plain,
     when,
+    with_redis_errors,
 )
 from relier.cli.schema import (
     InflightJSON,
@@ -219,6 +219,8 @@ def config_validate(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check the settings and the Redis they point at; exit 1 if anything fails."""
+    import redis
+
     from relier.core.preflight import run_preflight
     from relier.core.settings import reset_settings
 
@@ -659,7 +661,7 @@ def main() -> None:
     except TaskNotFoundError as exc:
         err.print(f"[red]rl: error:[/red] {escape(str(exc))}")
         sys.exit(1)
-    except (RelierError, redis.RedisError, RuntimeError, OSError) as exc:
+    except with_redis_errors(RelierError, RuntimeError, OSError) as exc:
         err.print(f"[red]rl: error:[/red] {escape(str(exc))}")
         sys.exit(2)
     sys.exit(result if isinstance(result, int) else 0)

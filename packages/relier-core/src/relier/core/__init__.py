@@ -6,28 +6,24 @@ web apps and the resurrector can use it alone.
 
 from __future__ import annotations
 
-from importlib.metadata import version
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from relier.core.connection import async_redis_client, redis_client
-from relier.core.keys import KEYSPACE_VERSION, Keys
-from relier.core.ops import Ops
-from relier.core.preflight import PreflightReport, preflight, run_preflight
-from relier.core.scripts import async_scripts, scripts
-from relier.core.settings import Settings, get_settings, reset_settings
-
-__version__ = version("relier-core")
+if TYPE_CHECKING:
+    from relier.core.connection import async_redis_client, redis_client
+    from relier.core.keys import KEYSPACE_VERSION, Keys
+    from relier.core.ops import Ops
+    from relier.core.preflight import PreflightReport, preflight, run_preflight
+    from relier.core.scripts import async_scripts, scripts
+    from relier.core.settings import Settings, get_settings, reset_settings
 
 __all__ = [
     "KEYSPACE_VERSION",
-    # Layout and scripts
     "Keys",
     "Ops",
-    # Preflight
     "PreflightReport",
-    # Settings
     "Settings",
     "__version__",
-    # Connections
     "async_redis_client",
     "async_scripts",
     "get_settings",
@@ -37,3 +33,38 @@ __all__ = [
     "run_preflight",
     "scripts",
 ]
+
+# Imported on first use: `import relier.core.settings` (every `rl` call) must not pay for
+# redis-py, whose own package imports redis.asyncio (about half a second).
+_LAZY = {
+    "async_redis_client": "relier.core.connection",
+    "redis_client": "relier.core.connection",
+    "KEYSPACE_VERSION": "relier.core.keys",
+    "Keys": "relier.core.keys",
+    "Ops": "relier.core.ops",
+    "PreflightReport": "relier.core.preflight",
+    "preflight": "relier.core.preflight",
+    "run_preflight": "relier.core.preflight",
+    "async_scripts": "relier.core.scripts",
+    "scripts": "relier.core.scripts",
+    "Settings": "relier.core.settings",
+    "get_settings": "relier.core.settings",
+    "reset_settings": "relier.core.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        value: Any = version("relier-core")
+    elif name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

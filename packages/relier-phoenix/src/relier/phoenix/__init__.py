@@ -12,18 +12,18 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from relier.phoenix.dlq import DeadLetterQueue
-from relier.phoenix.drain import Drain, request_drain
-from relier.phoenix.lease import LeaseKeeper, current_keeper
-from relier.phoenix.ledger import RECOVERY_QUEUE, Ledger
-from relier.phoenix.middleware import PhoenixMiddleware
-from relier.phoenix.records import Attempt, TaskRecord
-from relier.phoenix.resurrector import Resurrector
-from relier.phoenix.story import TaskStory, task_story
-
-__version__ = version("relier-phoenix")
+if TYPE_CHECKING:
+    from relier.phoenix.dlq import DeadLetterQueue
+    from relier.phoenix.drain import Drain, request_drain
+    from relier.phoenix.lease import LeaseKeeper, current_keeper
+    from relier.phoenix.ledger import RECOVERY_QUEUE, Ledger
+    from relier.phoenix.middleware import PhoenixMiddleware
+    from relier.phoenix.records import Attempt, TaskRecord
+    from relier.phoenix.resurrector import Resurrector
+    from relier.phoenix.story import TaskStory, task_story
 
 __all__ = [
     "RECOVERY_QUEUE",
@@ -41,3 +41,38 @@ __all__ = [
     "request_drain",
     "task_story",
 ]
+
+# Imported on first use: `import relier.phoenix.records` (the CLI's output schema) must not
+# pay for the ledger's Redis clients.
+_LAZY = {
+    "DeadLetterQueue": "relier.phoenix.dlq",
+    "Drain": "relier.phoenix.drain",
+    "request_drain": "relier.phoenix.drain",
+    "LeaseKeeper": "relier.phoenix.lease",
+    "current_keeper": "relier.phoenix.lease",
+    "RECOVERY_QUEUE": "relier.phoenix.ledger",
+    "Ledger": "relier.phoenix.ledger",
+    "PhoenixMiddleware": "relier.phoenix.middleware",
+    "Attempt": "relier.phoenix.records",
+    "TaskRecord": "relier.phoenix.records",
+    "Resurrector": "relier.phoenix.resurrector",
+    "TaskStory": "relier.phoenix.story",
+    "task_story": "relier.phoenix.story",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        value: Any = version("relier-phoenix")
+    elif name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
