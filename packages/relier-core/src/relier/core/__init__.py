@@ -6,6 +6,8 @@ web apps and the resurrector can use it alone.
 
 from __future__ import annotations
 
+import sys
+import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +53,23 @@ _LAZY = {
     "get_settings": "relier.core.settings",
     "reset_settings": "relier.core.settings",
 }
+
+
+#: Exports named like their own submodule. Eagerly, ``from relier.core.scripts import scripts``
+#: used to leave the package attribute ``scripts`` bound to the function; importing a
+#: submodule now binds the module there instead, so the package keeps those two names for
+#: its exports (the submodules stay importable by their full names).
+_SHADOWED = frozenset({"preflight", "scripts"})
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return  # the import system binding relier.core.<name> to the submodule
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
