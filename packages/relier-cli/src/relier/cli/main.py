@@ -10,7 +10,6 @@ import sys
 import time
 from typing import Any
 
-import redis
 import typer
 from rich.markup import escape
 
@@ -33,6 +32,7 @@ from relier.cli._common import (
     table,
     to_plain,
     when,
+    with_redis_errors,
 )
 from relier.cli.plugins import add_plugins
 from relier.cli.schema import (
@@ -220,6 +220,8 @@ def config_validate(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check the settings and the Redis they point at; exit 1 if anything fails."""
+    import redis
+
     from relier.core.preflight import run_preflight
     from relier.core.settings import reset_settings
 
@@ -576,28 +578,24 @@ def run_resurrector(
 ) -> None:
     """Run a resurrector (any number of replicas is safe) until SIGTERM or Ctrl-C."""
     import dataclasses
-    import logging
-    import signal
 
     from relier.core.connection import redis_client
     from relier.core.preflight import preflight
-    from relier.phoenix import Resurrector
+    from relier.phoenix.resurrector import serve
 
     s = settings()
     if interval is not None:
         if interval <= 0:
             fail("--interval must be above 0 seconds")
         s = dataclasses.replace(s, resurrection_check_interval=interval)
-    logging.basicConfig(level=(loglevel or s.log_level).upper(), stream=sys.stderr,
-                        format="[%(asctime)s: %(levelname)s/%(name)s] %(message)s")
-    # The checks a worker makes: re-queueing from the ledger of an evicting Redis could
-    # resurrect tasks whose records were partly evicted.
-    preflight(redis_client(s), s)
-    _start_telemetry(s)
-    resurrector = Resurrector(s)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: resurrector.stop())
-    resurrector.run_forever()
+
+    def before(s: Settings) -> None:
+        # The checks a worker makes: re-queueing from the ledger of an evicting Redis could
+        # resurrect tasks whose records were partly evicted.
+        preflight(redis_client(s), s)
+        _start_telemetry(s)
+
+    serve(s, loglevel=loglevel, before=before)
 
 
 def _start_telemetry(s: Settings) -> None:
@@ -605,13 +603,12 @@ def _start_telemetry(s: Settings) -> None:
     if not s.otel_enabled:
         return
     try:
-        from relier.otel import instrument, process_started
+        from relier.otel import start
     except ImportError:
         console.print("[yellow]RELIER_OTEL_ENABLED is true but relier-otel is not installed: "
                       "no telemetry (pip install 'relier-otel[sdk]')[/yellow]")
         return
-    process_started(s)
-    instrument()
+    start(s)
 
 
 # bench, chaos, cluster and demo come from relier-lab (entry-point group "relier.cli"): the
@@ -652,7 +649,7 @@ def main() -> None:
     except TaskNotFoundError as exc:
         err.print(f"[red]rl: error:[/red] {escape(str(exc))}")
         sys.exit(1)
-    except (RelierError, redis.RedisError, RuntimeError, OSError) as exc:
+    except with_redis_errors(RelierError, RuntimeError, OSError) as exc:
         err.print(f"[red]rl: error:[/red] {escape(str(exc))}")
         sys.exit(2)
     sys.exit(result if isinstance(result, int) else 0)

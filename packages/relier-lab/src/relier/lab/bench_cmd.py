@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import redis
 import typer
 
 from relier.cli._common import console, fail, print_json
@@ -35,6 +34,8 @@ def bench(
     names = SUITES if which == "all" else (which,)
     if any(n not in SUITES for n in names):
         fail(f"unknown benchmark {which!r}; choose all or one of {', '.join(SUITES)}")
+    import redis
+
     from relier.lab.bench import bench_env, machine
 
     results: dict[str, Any] = {}

@@ -18,7 +18,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import redis
 import typer
 
 from relier.cli._common import ago, console, fail, guard, ledger, redis_now_ms, settings
@@ -150,6 +149,8 @@ def redis_restart(
     down: float = typer.Option(1.0, "--down", help="Seconds Redis stays down."),
 ) -> None:
     """SIGKILL the local Redis mid-run and restart it from its AOF; count what survived."""
+    import redis
+
     client = ledger().client
     # A message kombu popped just before the kill never reaches a worker; only the resurrector
     # finds and re-publishes it. Without one the count below would blame Relier for it.

@@ -20,7 +20,6 @@ import time
 from typing import Any
 
 import msgspec
-import redis
 
 from relier.cli.local import (
     ClusterState,
@@ -41,6 +40,8 @@ USER_QUEUES = ["high_priority", "default", "low_priority"]
 
 
 def _reachable(url: str) -> bool:
+    import redis
+
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
         return bool(client.ping())

@@ -19,8 +19,6 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import redis
-
 __all__ = ["LocalRedis", "ManagedProcess", "ResurrectorProcess", "WorkerProcess", "free_port"]
 
 #: What Relier needs from Redis: an append-only file and no eviction; a memory ceiling so
@@ -79,6 +77,8 @@ class LocalRedis:
             args += [f"--{key}", value]
         self.proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
+        import redis
+
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
         try:
@@ -123,6 +123,8 @@ class LocalRedis:
     def _stop_successor(self) -> None:
         # Our process is gone, but `rl chaos redis-restart` may have started another server on
         # our port and directory; it is ours to stop. A server with another directory is not.
+        import redis
+
         with contextlib.suppress(redis.RedisError):
             client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2,
                                  socket_connect_timeout=1)

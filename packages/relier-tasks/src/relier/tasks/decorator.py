@@ -5,14 +5,24 @@ idempotency owns ``idempotent`` and ``idempotency_ttl``, timeouts own ``soft_tim
 ``hard_timeout`` and ``on_soft_timeout``); ``rl_task`` itself owns ``queue`` and ``name``. An
 option nobody owns is a ``TypeError``, and every owner checks its options when the function is
 decorated, so a misconfigured task fails at import, not at 3 a.m.
+
+Typing: ``rl_task`` returns a ``RelierTaskHandle[P, R]`` carrying the function's parameters
+``P`` and its result ``R`` (the awaited result for an ``async def``), so a type checker checks
+``push``/``apush`` arguments like a call of the function and types ``receipt.get()`` as ``R``.
+``P`` is the signature as declared, ``ctx`` included: Python's typing cannot remove a named
+parameter from a ``ParamSpec`` (``Concatenate`` only strips leading positional parameters, and
+Relier passes ``ctx`` by keyword, so a leading ``ctx`` cannot be called positionally anyway).
+Declare ``ctx`` with a default (``ctx: TaskContext = task_context``) and every other argument
+is checked; a ``ctx`` passed by the caller is refused at ``push`` at run time (TypeError,
+nothing enqueued), not by the type checker. See docs/concepts.md ("Typed handles").
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import MappingProxyType
-from typing import Any, Protocol, cast, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 from celery import Task, shared_task
 from celery.local import Proxy
@@ -28,6 +38,7 @@ __all__ = [
     "INTERNAL_QUEUES",
     "PUBLIC_QUEUES",
     "RelierTask",
+    "RelierTaskHandle",
     "TaskReceipt",
     "rl_task",
 ]
@@ -38,6 +49,10 @@ ALL_QUEUES = PUBLIC_QUEUES + INTERNAL_QUEUES
 
 _OWN_OPTIONS: dict[str, Any] = {"queue": "default", "name": None}
 
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
 
 class RelierTask(Task):  # type: ignore[misc]  # Celery ships no type information
     """The Celery task class behind every ``@rl_task`` function."""
@@ -46,11 +61,11 @@ class RelierTask(Task):  # type: ignore[misc]  # Celery ships no type informatio
     ignore_result = True
     acks_late = False
 
-    async def apush(self, *args: Any, **kwargs: Any) -> TaskReceipt:
+    async def apush(self, *args: Any, **kwargs: Any) -> TaskReceipt[Any]:
         """Dispatch from async code; returns once the task is durably recorded and queued."""
         return await dispatcher().apush(self._relier_spec, args, kwargs)
 
-    def push(self, *args: Any, **kwargs: Any) -> TaskReceipt:
+    def push(self, *args: Any, **kwargs: Any) -> TaskReceipt[Any]:
         """Dispatch from sync code (Flask, Django, scripts, sync or async task bodies)."""
         return dispatcher().push(self._relier_spec, args, kwargs)
 
@@ -68,33 +83,63 @@ class RelierTask(Task):  # type: ignore[misc]  # Celery ships no type informatio
         return super().apply_async(args, kwargs, **options)
 
 
-class RelierTaskHandle(Protocol):
-    """What ``@rl_task`` returns, for type checkers."""
+class RelierTaskHandle(Protocol, Generic[P, R_co]):
+    """What ``@rl_task`` returns, for type checkers.
+
+    ``P`` is the function's parameters and ``R`` its result (awaited, for an ``async def``).
+    At run time the handle is the ``RelierTask`` Celery registered.
+    """
 
     name: str
 
-    async def apush(self, *args: Any, **kwargs: Any) -> TaskReceipt: ...
+    async def apush(self, *args: P.args, **kwargs: P.kwargs) -> TaskReceipt[R_co]:
+        """Dispatch from async code, with the function's arguments."""
+        ...
 
-    def push(self, *args: Any, **kwargs: Any) -> TaskReceipt: ...
+    def push(self, *args: P.args, **kwargs: P.kwargs) -> TaskReceipt[R_co]:
+        """Dispatch from sync code, with the function's arguments."""
+        ...
 
-    def delay(self, *args: Any, **kwargs: Any) -> Any: ...
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        """Celery's legacy dispatch (a plain message, adopted by the worker)."""
+        ...
 
-    def apply_async(self, *args: Any, **kwargs: Any) -> Any: ...
+    def apply_async(self, *args: Any, **kwargs: Any) -> Any:
+        """Celery's legacy dispatch with options."""
+        ...
 
-    def __wrapped__(self, _self: Any, *args: Any, **kwargs: Any) -> Any: ...
+    def __wrapped__(self, _self: Any, *args: Any, **kwargs: Any) -> Any:
+        """The undecorated function (unit tests pass ``ctx=`` themselves)."""
+        ...
+
+
+class _Decorator(Protocol):
+    """``rl_task(**options)``: the decorator it returns keeps the function's types."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /
+                 ) -> RelierTaskHandle[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> RelierTaskHandle[P, R]: ...
+
+
+# The coroutine overload comes first: an ``async def`` returning R is typed as returning R,
+# since that is what ``receipt.get()`` gives back (the runtime awaits the body).
+@overload
+def rl_task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> RelierTaskHandle[P, R]: ...
 
 
 @overload
-def rl_task(fn: Callable[..., Any], /) -> RelierTaskHandle: ...
+def rl_task(fn: Callable[P, R], /) -> RelierTaskHandle[P, R]: ...
 
 
 @overload
-def rl_task(fn: None = None, /, **options: Any
-            ) -> Callable[[Callable[..., Any]], RelierTaskHandle]: ...
+def rl_task(fn: None = None, /, **options: Any) -> _Decorator: ...
 
 
 def rl_task(fn: Callable[..., Any] | None = None, /, **options: Any
-            ) -> RelierTaskHandle | Callable[[Callable[..., Any]], RelierTaskHandle]:
+            ) -> RelierTaskHandle[..., Any] | _Decorator:
     """Declare a Relier task: ``@rl_task()``, ``@rl_task(queue=..., ...)`` or ``@rl_task``.
 
     Options: ``queue`` (high_priority, default, low_priority), ``name`` (default
@@ -116,16 +161,16 @@ def rl_task(fn: Callable[..., Any] | None = None, /, **options: Any
             f"{', '.join(sorted(known))}"
         )
 
-    def decorate(func: Callable[..., Any]) -> RelierTaskHandle:
+    def decorate(func: Callable[..., Any]) -> RelierTaskHandle[..., Any]:
         return _decorate(func, {**known, **options}, owners)
 
     if fn is not None:
         return decorate(fn)
-    return decorate
+    return cast(_Decorator, decorate)
 
 
 def _decorate(fn: Callable[..., Any], values: dict[str, Any], owners: list[Any]
-              ) -> RelierTaskHandle:
+              ) -> RelierTaskHandle[..., Any]:
     if isinstance(fn, Proxy | Task) or hasattr(fn, "apush") or hasattr(fn, "_relier_spec"):
         name = getattr(fn, "name", getattr(fn, "__name__", fn))
         raise ValueError(
@@ -163,4 +208,4 @@ def _decorate(fn: Callable[..., Any], values: dict[str, Any], owners: list[Any]
     run.__doc__ = fn.__doc__
     task = shared_task(name=name, bind=True, base=RelierTask, _relier_spec=spec,
                        __wrapped__=staticmethod(bare))(run)
-    return cast(RelierTaskHandle, task)
+    return cast(RelierTaskHandle[..., Any], task)

@@ -31,11 +31,10 @@ from relier.core.exceptions import (
 from relier.core.ops import AdmissionScope, DispatchReply
 from relier.core.scripts import Call
 from relier.core.settings import Settings, get_settings, mask_url
-from relier.envelope import Envelope, Keyring, migrations, seal
-from relier.idempotency import IdempotencyMiddleware
 from relier.phoenix import Ledger, PhoenixMiddleware
 from relier.tasks.receipt import TaskReceipt
 from relier.tasks.runtime import TaskSpec, process_loop
+from relier.tasks.sealing import CallSealer
 
 __all__ = ["Dispatcher", "dispatcher"]
 
@@ -56,8 +55,7 @@ class Dispatcher:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.ledger = Ledger(self.settings)
-        self.keyring = Keyring.from_settings(self.settings)
-        self.idempotency = IdempotencyMiddleware(self.settings)
+        self.sealer = CallSealer(self.settings)
         self.phoenix = PhoenixMiddleware(self.ledger)
         policy = AdmissionPolicy(self.settings)
         self.admission: Callable[[TaskSpec], tuple[AdmissionScope, ...]] | None = (
@@ -78,27 +76,23 @@ class Dispatcher:
         task_id = str(uuid.uuid4())
         # Bound once: the check that the call can run at all, and the idempotency key, which
         # must not depend on how the caller spelled the call (positional, keyword, defaults).
-        arguments = spec.binder.bind(args, kwargs)
-        # The key next: for an idempotent task a bad argument is an IdempotencyKeyError.
-        idem_key = self.idempotency.key_for(options, arguments)
-        envelope = Envelope.new(
-            options.name, task_id, args, kwargs,
-            version=migrations.current_version(options.name),
-            producer=f"{self.host}:{os.getpid()}",
-            trace=trace,
-        )
+        # The key before the envelope: for an idempotent task a bad argument is an
+        # IdempotencyKeyError.
+        idem_key, idem_ttl = self.sealer.key(spec, args, kwargs)
+        envelope = self.sealer.seal(spec, task_id, args, kwargs,
+                                    producer=f"{self.host}:{os.getpid()}", trace=trace)
         scopes = self.admission(spec) if self.admission else ()
         call, message = self.ledger.dispatch_call(
             task_id=task_id, task_name=options.name, queue=options.queue,
-            envelope=seal(envelope, self.keyring),
+            envelope=envelope,
             max_resurrections=self.phoenix.max_resurrections(options),
-            idem_key=idem_key, idem_ttl=self.idempotency.ttl(options) if idem_key else 0,
+            idem_key=idem_key, idem_ttl=idem_ttl,
             admission=scopes, traceparent=(trace or {}).get("traceparent", ""),
         )
         return _Prepared(task_id, call, message, options.queue, scopes)
 
     def push(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
-             ) -> TaskReceipt:
+             ) -> TaskReceipt[Any]:
         """Dispatch from synchronous code."""
         try:
             loop = asyncio.get_running_loop()
@@ -116,7 +110,7 @@ class Dispatcher:
         return self._push(spec, args, kwargs, None)
 
     def _push(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
-              trace: dict[str, str] | None) -> TaskReceipt:
+              trace: dict[str, str] | None) -> TaskReceipt[Any]:
         prepared = self.prepare(spec, args, kwargs, trace)
         try:
             reply = self.ledger.scripts.run(prepared.call)
@@ -131,7 +125,7 @@ class Dispatcher:
         return receipt
 
     async def apush(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
-                    ) -> TaskReceipt:
+                    ) -> TaskReceipt[Any]:
         """Dispatch from asyncio code."""
         if self.traced:
             with self._span(spec) as span:
@@ -139,7 +133,7 @@ class Dispatcher:
         return await self._apush(spec, args, kwargs, None)
 
     async def _apush(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
-                     trace: dict[str, str] | None) -> TaskReceipt:
+                     trace: dict[str, str] | None) -> TaskReceipt[Any]:
         prepared = self.prepare(spec, args, kwargs, trace)
         try:
             reply = await self.ledger.ascripts().run(prepared.call)
@@ -169,7 +163,7 @@ class Dispatcher:
                                  " Nothing was enqueued.")
         return RedisConnectionError(mask_url(self.settings.redis_url), exc)
 
-    def _deferred(self, receipt: TaskReceipt, exc: redis.RedisError) -> RelierError:
+    def _deferred(self, receipt: TaskReceipt[Any], exc: redis.RedisError) -> RelierError:
         """The script recorded the task, then a separate broker refused its message.
 
         The task is accepted: its record is queued and pending, so the resurrector's
@@ -198,7 +192,7 @@ class Dispatcher:
             yield _Traced(span)
 
     def _receipt(self, spec: TaskSpec, prepared: _Prepared, reply: DispatchReply
-                 ) -> TaskReceipt:
+                 ) -> TaskReceipt[Any]:
         if reply.kind == "accepted":
             return TaskReceipt(prepared.task_id, spec.name, self.ledger)
         if reply.kind == "duplicate":
@@ -223,7 +217,7 @@ class _Traced:
         self.span = span
         self.carrier: dict[str, str] = span.carrier
 
-    def done(self, receipt: TaskReceipt) -> TaskReceipt:
+    def done(self, receipt: TaskReceipt[Any]) -> TaskReceipt[Any]:
         self.span.accepted(receipt.id, "duplicate" if receipt.deduplicated else "accepted")
         return receipt
 

@@ -64,10 +64,9 @@ def _import_local_tasks(sender: Any = None, **_: Any) -> None:
 def _start_telemetry() -> None:
     settings = get_settings()
     if settings.otel_enabled:
-        from relier.otel import instrument, process_started
+        from relier.otel import start
 
-        process_started(settings)
-        instrument()
+        start(settings)
 
 
 def install(app: Celery, settings: Settings | None = None) -> Celery:

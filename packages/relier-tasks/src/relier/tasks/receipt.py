@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from relier.core import codec
 from relier.core.exceptions import TaskDeadLetteredError, TaskNotFoundError
@@ -17,9 +17,13 @@ STATUS = {"queued": "PENDING", "running": "STARTED", "done": "SUCCESS", "dead": 
 _MISSING: Any = object()
 _FIELDS = ("s", "r", "dup", "dr", "dm")
 
+#: What ``get``/``aget`` return: the task function's result (awaited, for an ``async def``).
+#: Only a type checker's view: the value is whatever the record's JSON decodes to.
+R_co = TypeVar("R_co", covariant=True)
 
-class TaskReceipt:
-    """The receipt of a dispatched task.
+
+class TaskReceipt(Generic[R_co]):
+    """The receipt of a dispatched task; ``TaskReceipt[R]`` for a task returning ``R``.
 
     Attributes:
         id: The task id (the same for every attempt).
@@ -59,7 +63,7 @@ class TaskReceipt:
         """True once the task completed or was dead-lettered."""
         return self.status in ("SUCCESS", "FAILURE")
 
-    def get(self, timeout: float | None = None) -> Any:
+    def get(self, timeout: float | None = None) -> R_co:
         """Wait for the result.
 
         Raises:
@@ -72,13 +76,13 @@ class TaskReceipt:
         delay = 0.005
         while True:
             if self._result is not _MISSING:
-                return self._result
+                return self._result  # type: ignore[no-any-return]
             finished, value, follow = self._settle(self._fetch())
             if follow:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                return TaskReceipt(follow, self.task_name, self._ledger).get(left)
+                return TaskReceipt[R_co](follow, self.task_name, self._ledger).get(left)
             if finished:
-                return value
+                return value  # type: ignore[no-any-return]
             if deadline is not None and time.monotonic() + delay > deadline:
                 raise TimeoutError(f"task {self.id} not finished after {timeout}s "
                                    f"(status {STATUS.get(self._state)})")
@@ -93,21 +97,21 @@ class TaskReceipt:
             self._absorb(list(await client.hmget(self._ledger.keys.task(self.id), *_FIELDS)))
         return STATUS.get(self._state, "UNKNOWN")
 
-    async def aget(self, timeout: float | None = None) -> Any:
+    async def aget(self, timeout: float | None = None) -> R_co:
         """``get`` without blocking the event loop."""
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
         client = self._ledger.aclient()
         while True:
             if self._result is not _MISSING:
-                return self._result
+                return self._result  # type: ignore[no-any-return]
             fields = list(await client.hmget(self._ledger.keys.task(self.id), *_FIELDS))
             finished, value, follow = self._settle(fields)
             if follow:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                return await TaskReceipt(follow, self.task_name, self._ledger).aget(left)
+                return await TaskReceipt[R_co](follow, self.task_name, self._ledger).aget(left)
             if finished:
-                return value
+                return value  # type: ignore[no-any-return]
             if deadline is not None and time.monotonic() + delay > deadline:
                 raise TimeoutError(f"task {self.id} not finished after {timeout}s "
                                    f"(status {STATUS.get(self._state)})")

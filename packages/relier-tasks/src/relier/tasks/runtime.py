@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -27,12 +27,11 @@ from relier.core import events
 from relier.core.exceptions import IdempotencyInFlightError, TaskTimeoutError
 from relier.core.pipeline import Job, Middleware, SkipRun, TaskOptions
 from relier.core.settings import get_settings
-from relier.envelope import Envelope, Keyring, migrations, seal
-from relier.idempotency import IdempotencyMiddleware
 from relier.phoenix import Ledger, current_keeper
 from relier.tasks.calls import CallBinder
 from relier.tasks.context import TaskContext, bind, unbind
 from relier.tasks.middleware import build_chain
+from relier.tasks.sealing import CallSealer
 
 __all__ = ["ProcessLoop", "Runtime", "TaskSpec", "process_loop", "runtime"]
 
@@ -174,6 +173,31 @@ async def run_with_timeouts(
             watcher.cancel()
 
 
+class _HeldKeyWaits:
+    """Pauses before re-running a body that met a key held by another run.
+
+    A body raising IdempotencyInFlightError (from ``idempotency_lock``) is not a failure:
+    another run holds the key and will commit it. The body runs again after a pause (same
+    epoch), and then finds the committed result; after ``limit`` seconds of pauses (twice the
+    in-flight TTL) the error stands and the task is dead-lettered. The sync and async bodies
+    share this schedule; only their way of sleeping differs.
+    """
+
+    __slots__ = ("_delay", "_limit", "_waited")
+
+    def __init__(self, limit: float) -> None:
+        self._delay, self._waited, self._limit = 0.1, 0.0, limit
+
+    def pause(self, exc: IdempotencyInFlightError) -> float:
+        """Seconds to wait before the next run; ``exc`` again once the limit is spent."""
+        if self._waited >= self._limit:
+            raise exc
+        delay = self._delay
+        self._waited += delay
+        self._delay = min(delay * 2, 2.0)
+        return delay
+
+
 class Runtime:
     """Runs deliveries of Relier tasks through the middleware chain."""
 
@@ -181,8 +205,7 @@ class Runtime:
         self.settings = get_settings()
         self.ledger = Ledger(self.settings)
         self.chain: list[Middleware] = build_chain(self.settings)
-        self.keyring = Keyring.from_settings(self.settings)
-        self.idempotency = IdempotencyMiddleware(self.settings)
+        self.sealer = CallSealer(self.settings)
         self.loop = process_loop()
 
     # -- entry point (Celery's thread) -----------------------------------------------------------
@@ -249,25 +272,13 @@ class Runtime:
         log.info("%s[%s] arrived as a legacy .delay() message", spec.name, job.task_id)
         if not self.settings.accept_unsigned:
             return
+        # What push would have recorded (relier.tasks.sealing), with the envelope first: an
+        # argument no envelope can carry is the reason a message is dead-lettered unadopted.
         kwargs = {k: v for k, v in job.message_kwargs.items() if k != "ctx"}
-        envelope = Envelope.new(spec.name, job.task_id, list(job.message_args), kwargs,
-                                version=migrations.current_version(spec.name),
-                                producer="legacy")
-        job.sealed = seal(envelope, self.keyring)
-        job.idem_key = self._legacy_key(spec, envelope.args, envelope.kwargs)
-        job.idem_ttl = self.idempotency.ttl(spec.options) if job.idem_key else 0
-
-    def _legacy_key(self, spec: TaskSpec, args: list[Any], kwargs: dict[str, Any]) -> str:
-        """The idempotency key of an adopted message: the same binding as ``push`` uses."""
-        if not spec.options.get("idempotent"):
-            return ""
-        try:
-            arguments = spec.binder.bind(args, kwargs)
-        except TypeError:
-            # No key for a call the function cannot take: the body raises the same TypeError
-            # and the task is dead-lettered with it, instead of being dropped here.
-            return ""
-        return self.idempotency.key_for(spec.options, arguments)
+        job.sealed = self.sealer.seal(spec, job.task_id, job.message_args, kwargs,
+                                      producer="legacy")
+        job.idem_key, job.idem_ttl = self.sealer.key(spec, job.message_args, kwargs,
+                                                     strict=False)
 
     # -- the chain -----------------------------------------------------------------------------
     def _enter(self, job: Job) -> tuple[list[Middleware], BaseException | None]:
@@ -307,20 +318,8 @@ class Runtime:
             kwargs["ctx"] = ctx
         return kwargs
 
-    def _waits(self) -> Iterator[float]:
-        """Pauses before re-running a body that met a key held by another run.
-
-        A body raising IdempotencyInFlightError (from ``idempotency_lock``) is not a failure:
-        another run holds the key and will commit it. The body runs again after a pause (same
-        epoch), and then finds the committed result; after twice the in-flight TTL the error
-        stands and the task is dead-lettered.
-        """
-        delay, waited = 0.1, 0.0
-        limit = 2 * self.settings.idempotency_inflight_ttl
-        while waited < limit:
-            yield delay
-            waited += delay
-            delay = min(delay * 2, 2.0)
+    def _waits(self) -> _HeldKeyWaits:
+        return _HeldKeyWaits(2 * self.settings.idempotency_inflight_ttl)
 
     async def _run_async(self, spec: TaskSpec, job: Job, ctx: TaskContext) -> Any:
         token = bind(ctx)
@@ -333,11 +332,8 @@ class Runtime:
                 while True:
                     try:
                         return await spec.fn(*job.args, **kwargs)
-                    except IdempotencyInFlightError:
-                        pause = next(waits, None)
-                        if pause is None:
-                            raise
-                        await asyncio.sleep(pause)
+                    except IdempotencyInFlightError as exc:
+                        await asyncio.sleep(waits.pause(exc))
 
             return await run_with_timeouts(body, ctx, soft=soft, hard=hard,
                                            on_soft=spec.options.get("on_soft_timeout"))
@@ -352,11 +348,8 @@ class Runtime:
             while True:
                 try:
                     return spec.fn(*job.args, **kwargs)
-                except IdempotencyInFlightError:
-                    pause = next(waits, None)
-                    if pause is None:
-                        raise
-                    time.sleep(pause)
+                except IdempotencyInFlightError as exc:
+                    time.sleep(waits.pause(exc))
         finally:
             unbind(token)
 

@@ -64,9 +64,9 @@ def run(env: BenchEnv, in_flight: int = 200, lifecycle_tasks: int = 500) -> dict
     idle_rate = {k: v / 3 for k, v in idle.items()}
     client.config_resetstat()
     t0 = time.monotonic()
-    receipts = [noop.push() for _ in range(lifecycle_tasks)]
-    receipts[-1].get(timeout=120)
-    for receipt in receipts:
+    batch = [noop.push() for _ in range(lifecycle_tasks)]
+    batch[-1].get(timeout=120)
+    for receipt in batch:
         receipt.get(timeout=60)
     elapsed = time.monotonic() - t0
     busy = _commands(env)
