@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from relier.cli.procs import WorkerProcess
+from relier.lab.procs import WorkerProcess
 
 
 def start_worker(example_dir: Path, imports: str) -> Iterator[WorkerProcess]:

@@ -12,8 +12,8 @@ import argparse
 import json
 import sys
 
-from relier.cli.bench import bench_env
-from relier.cli.chaos import kill_storm
+from relier.lab.bench import bench_env
+from relier.lab.chaos import kill_storm
 
 
 def main() -> int:

@@ -106,8 +106,10 @@ CLI_INTRO = """\
 {note}
 
 `rl` looks at and acts on a Relier cluster from the terminal. It is installed with the
-`relier-cli` package; `rl COMMAND --help` prints the same information as this page. In the
-usage lines, `{{name}}` is a required argument and `[name]` an optional one.
+`relier-cli` package; `chaos`, `bench`, `cluster` and `demo` come from `relier-lab`, which plugs
+them into `rl` (both come with `pip install relier`). `rl COMMAND --help` prints the same
+information as this page. In the usage lines, `{{name}}` is a required argument and `[name]` an
+optional one.
 
 - Every listing takes `--json` and then prints one JSON document instead of a table, for
   scripts and `jq`; the shapes are one typed schema (see [JSON output](#json-output)).
@@ -251,8 +253,9 @@ def _param_rows(command: Command, ctx: typer.Context) -> list[list[str]]:
 
 
 def cli_page() -> str:
-    # Importing the module runs its `_register_optional()`, which adds chaos, bench, cluster
-    # and demo: the app below is the whole of `rl`, exactly what the console script runs.
+    # Importing the module adds the plugin commands (relier-lab's chaos, bench, cluster and
+    # demo, through the "relier.cli" entry points): the app below is the whole of `rl`,
+    # exactly what the console script runs.
     from relier.cli.main import app
 
     root = typer.main.get_command(app)

@@ -47,15 +47,37 @@ CONTRACT: dict[str, list[str]] = {
         "from relier.phoenix.celery import install",
     ],
     "relier-cli": [
-        "from relier.cli.procs import LocalRedis, WorkerProcess",
+        "from relier.cli.main import app, main",
+        "from relier.cli.plugins import add_plugins, GROUP",
     ],
-    "relier": [
-        "from relier import rl_task, TaskContext, TaskReceipt, AdmissionRejectedError, install",
+    "relier-tasks": [
         "from relier.tasks.decorator import rl_task",
         "from relier.tasks.context import TaskContext, task_context",
         "from relier.tasks.app import app, celery_app",
     ],
+    "relier-lab": [
+        "from relier.lab.procs import LocalRedis, WorkerProcess",
+        "from relier.lab.demo_cmd import demo",
+    ],
+    "relier": [
+        "from relier import rl_task, TaskContext, TaskReceipt, AdmissionRejectedError, install",
+    ],
 }
+
+#: What ``rl`` offers, by what is installed: the shell alone has no harness commands (and
+#: still starts); with relier-lab they plug in, and ``rl`` still imports no task runtime.
+LAB_COMMANDS = ("bench", "chaos", "cluster", "demo")
+CHECK_RL = """
+import sys
+import typer
+from relier.cli.main import app
+commands = set(typer.main.get_command(app).commands)
+lab = {lab!r}
+assert {{"doctor", "tasks", "dlq", "worker", "config", "run-resurrector"}} <= commands, commands
+assert (lab <= commands) if {with_lab!r} else not (lab & commands), commands
+assert "relier.tasks" not in sys.modules, "rl imported the task runtime"
+print("  rl: " + ", ".join(sorted(commands)))
+"""
 
 CHECK_LUA = """
 from relier.core.scripts import SPECS, script_source, script_sha
@@ -130,6 +152,7 @@ def main() -> int:
                 check(python, line)
         check(python, CHECK_LUA)
         check(python, CHECK_LAZY)
+        check(python, CHECK_RL.format(lab=set(LAB_COMMANDS), with_lab=True))
         print(f"  imports: {sum(map(len, CONTRACT.values()))} documented paths")
 
         for package in packages:
@@ -145,6 +168,9 @@ def main() -> int:
                             import importlib.util
                             assert importlib.util.find_spec({module!r}) is None, {module!r}
                         """)
+            if "relier-cli" in deps:
+                check(python, CHECK_RL.format(lab=set(LAB_COMMANDS),
+                                              with_lab="relier-lab" in deps))
             print(f"{package} alone (+ {', '.join(sorted(deps - {package})) or 'nothing'}): ok")
     print("wheel contract: ok")
     return 0

@@ -23,7 +23,7 @@ from relier_testing.helpers import counter, record, wait_for
 from relier_testing.redis_server import LocalRedis
 from relier_testing.workers import WorkerProcess
 
-CHAOS = {"RELIER_IMPORTS": "relier_testing.tasks,relier.cli.chaos_tasks"}
+CHAOS = {"RELIER_IMPORTS": "relier_testing.tasks,relier.lab.chaos_tasks"}
 
 
 def rl(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,

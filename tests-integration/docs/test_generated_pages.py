@@ -38,7 +38,7 @@ def test_committed_pages_are_current() -> None:
 
 @pytest.mark.parametrize("command", ["chaos", "cluster", "bench", "demo"])
 def test_cli_page_has_the_optionally_registered_commands(command: str) -> None:
-    # relier.cli.main adds these in _register_optional(); the page must not lose them.
+    # relier-lab plugs these into rl (entry-point group "relier.cli"); the page must not lose them.
     page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     assert re.search(rf"^##+ `rl {command}`$", page, re.M), f"rl {command} missing from cli.md"
 

@@ -268,8 +268,8 @@ def test_long_task_outlives_kombu_visibility_timeout(
 @pytest.mark.slow
 def test_long_variant_ten_thousand_tasks_twenty_kills() -> None:
     """``uv run pytest -m slow`` (or ``tools/chaos_long.py``): 10,000 tasks, 20 kills."""
-    from relier.cli.bench import bench_env
-    from relier.cli.chaos import kill_storm
+    from relier.lab.bench import bench_env
+    from relier.lab.chaos import kill_storm
 
     with bench_env() as env:
         result = kill_storm(env, tasks=10_000, kills=20, interval=2.0, task_seconds=0.02,

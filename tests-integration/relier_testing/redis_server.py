@@ -10,8 +10,8 @@ import os
 import socket
 from typing import Any
 
-from relier.cli.procs import REDIS_CONFIG as DEFAULT_CONFIG
-from relier.cli.procs import LocalRedis, free_port
+from relier.lab.procs import REDIS_CONFIG as DEFAULT_CONFIG
+from relier.lab.procs import LocalRedis, free_port
 
 __all__ = ["ContainerRedis", "LocalRedis", "docker_engine_answers", "free_port"]
 

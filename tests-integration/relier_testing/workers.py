@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from relier.cli.procs import ManagedProcess, ResurrectorProcess, WorkerProcess
+from relier.lab.procs import ManagedProcess, ResurrectorProcess, WorkerProcess
 
 __all__ = ["ManagedProcess", "ResurrectorProcess", "WorkerProcess"]

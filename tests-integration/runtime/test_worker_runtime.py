@@ -99,9 +99,12 @@ def test_shutting_down_is_read_from_the_worker_state(
     relier_env: dict[str, str], client: redis.Redis
 ) -> None:
     from relier.phoenix import Ledger
+    from relier.phoenix.drain import _draining as drain_flag
     from relier.phoenix.drain import shutting_down
 
     ledger = Ledger()
+    # This process is no worker: a drain begun here by another test must not answer for "w1".
+    assert not drain_flag.is_set(), "a test left this process's drain flag set"
     client.hset(KEYS.worker("w1"), mapping={"hostname": "h", "state": "running"})
     assert not shutting_down(ledger, "w1", settle=0.2)
     client.hset(KEYS.worker("w1"), "state", "draining")

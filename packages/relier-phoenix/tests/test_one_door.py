@@ -37,7 +37,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
         "relier/core/__init__.py", "relier/core/ops.py", "relier/core/preflight.py",
         "relier/core/idempotency.py", "relier/idempotency/keys.py",
         "relier/idempotency/middleware.py", "relier/admission/policy.py",
-        "relier/phoenix/ledger.py", "relier/cli/chaos.py",
+        "relier/phoenix/ledger.py", "relier/lab/chaos.py",
     }),
     ("relier.core", "Keys"): frozenset({"relier/core/idempotency.py"}),
 }

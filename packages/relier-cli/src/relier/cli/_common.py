@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 import typer
@@ -15,7 +15,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from relier.core.settings import Settings, get_settings
-from relier.phoenix import Ledger
+
+if TYPE_CHECKING:
+    from relier.phoenix import Ledger
 
 # Piped output (scripts, logs) gets wide lines: a task id folded across two lines cannot be
 # copied back into the next command.
@@ -34,7 +36,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def settings() -> Settings:
     """The settings in force (``RELIER_*``, ``.env``, or the local cluster's Redis)."""
-    from relier.cli.cluster import adopt_local_cluster
+    from relier.cli.local import adopt_local_cluster
 
     adopt_local_cluster()
     return get_settings()
@@ -42,6 +44,8 @@ def settings() -> Settings:
 
 def ledger() -> Ledger:
     """A ledger over the settings in force."""
+    from relier.phoenix import Ledger
+
     return Ledger(settings())
 
 
@@ -98,6 +102,18 @@ def ago(ms: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def with_redis_errors(*kinds: type[Exception]) -> tuple[type[Exception], ...]:
+    """``kinds`` plus redis-py's error class once a command has imported redis-py.
+
+    For ``except with_redis_errors(...)``, which Python evaluates only when an exception
+    reaches it. Importing redis-py up front would cost every ``rl`` call half a second (its
+    package imports redis.asyncio), and ``rl --help`` needs no Redis at all; before a command
+    imports redis-py, no redis-py error can be raised.
+    """
+    module = sys.modules.get("redis")
+    return (*kinds, module.RedisError) if module is not None else kinds
+
+
 def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn Relier and Redis errors raised by a command into one line and an exit code.
 
@@ -105,8 +121,6 @@ def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
     or connection error.
     """
     import functools
-
-    import redis
 
     from relier.core.exceptions import RelierError, TaskNotFoundError
 
@@ -116,7 +130,7 @@ def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except TaskNotFoundError as exc:
             fail(str(exc), 1)  # a lookup that found nothing: 1, like grep
-        except (RelierError, redis.RedisError, FileNotFoundError) as exc:
+        except with_redis_errors(RelierError, FileNotFoundError) as exc:
             fail(str(exc))
 
     return wrapper

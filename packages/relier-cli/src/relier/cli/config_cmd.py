@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import redis
 import typer
 from rich.markup import escape
 
@@ -46,6 +45,8 @@ def config_validate(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check the settings and the Redis they point at; exit 1 if anything fails."""
+    import redis
+
     from relier.core.settings import reset_settings
 
     try:

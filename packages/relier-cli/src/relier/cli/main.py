@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 
-import redis
 import typer
 from rich.markup import escape
 
@@ -22,8 +21,9 @@ from rich.markup import escape
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from relier.cli import config_cmd, dlq_cmd, tasks_cmd, worker_cmd
-from relier.cli._common import console, err
+from relier.cli._common import console, err, with_redis_errors
 from relier.cli.doctor_cmd import doctor
+from relier.cli.plugins import add_plugins
 from relier.cli.resurrector_cmd import run_resurrector
 from relier.core.exceptions import RelierError, TaskNotFoundError
 
@@ -59,17 +59,9 @@ app.add_typer(worker_cmd.app, name="worker")
 app.command("run-resurrector")(run_resurrector)
 
 
-def _register_optional() -> None:
-    # Commands that run tasks need the runtime (the `relier` meta-package).
-    from relier.cli import bench_cmd, chaos_cmd, cluster_cmd, demo_cmd
-
-    app.add_typer(chaos_cmd.app, name="chaos")
-    app.command("bench")(bench_cmd.bench)
-    app.add_typer(cluster_cmd.app, name="cluster")
-    app.command("demo")(demo_cmd.demo)
-
-
-_register_optional()
+# bench, chaos, cluster and demo come from relier-lab (entry-point group "relier.cli"): the
+# shell never imports the harness or the task runtime, and works without them.
+add_plugins(app)
 
 
 def usage_line(exc: UsageError) -> str:
@@ -105,7 +97,7 @@ def main() -> None:
     except TaskNotFoundError as exc:
         err.print(f"[red]rl: error:[/red] {escape(str(exc))}")
         sys.exit(1)
-    except (RelierError, redis.RedisError, RuntimeError, OSError) as exc:
+    except with_redis_errors(RelierError, RuntimeError, OSError) as exc:
         err.print(f"[red]rl: error:[/red] {escape(str(exc))}")
         sys.exit(2)
     sys.exit(result if isinstance(result, int) else 0)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from relier.cli._common import console, fail, guard, settings
@@ -22,28 +20,24 @@ def run_resurrector(
 ) -> None:
     """Run a resurrector (any number of replicas is safe) until SIGTERM or Ctrl-C."""
     import dataclasses
-    import logging
-    import signal
 
     from relier.core.connection import redis_client
     from relier.core.preflight import preflight
-    from relier.phoenix import Resurrector
+    from relier.phoenix.resurrector import serve
 
     s = settings()
     if interval is not None:
         if interval <= 0:
             fail("--interval must be above 0 seconds")
         s = dataclasses.replace(s, resurrection_check_interval=interval)
-    logging.basicConfig(level=(loglevel or s.log_level).upper(), stream=sys.stderr,
-                        format="[%(asctime)s: %(levelname)s/%(name)s] %(message)s")
-    # The checks a worker makes: re-queueing from the ledger of an evicting Redis could
-    # resurrect tasks whose records were partly evicted.
-    preflight(redis_client(s), s)
-    _start_telemetry(s)
-    resurrector = Resurrector(s)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: resurrector.stop())
-    resurrector.run_forever()
+
+    def before(s: Settings) -> None:
+        # The checks a worker makes: re-queueing from the ledger of an evicting Redis could
+        # resurrect tasks whose records were partly evicted.
+        preflight(redis_client(s), s)
+        _start_telemetry(s)
+
+    serve(s, loglevel=loglevel, before=before)
 
 
 def _start_telemetry(s: Settings) -> None:
@@ -51,10 +45,9 @@ def _start_telemetry(s: Settings) -> None:
     if not s.otel_enabled:
         return
     try:
-        from relier.otel import instrument, process_started
+        from relier.otel import start
     except ImportError:
         console.print("[yellow]RELIER_OTEL_ENABLED is true but relier-otel is not installed: "
                       "no telemetry (pip install 'relier-otel[sdk]')[/yellow]")
         return
-    process_started(s)
-    instrument()
+    start(s)

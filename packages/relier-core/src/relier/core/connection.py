@@ -125,33 +125,24 @@ def async_redis_client(settings: Settings | None = None, url: str | None = None)
 
 
 def _build_sync(settings: Settings, url: str) -> redis.Redis:
-    kwargs = _common_kwargs(settings, url)
-    if urlsplit(url).scheme.startswith("sentinel"):
-        spec = parse_sentinel_url(url)
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            list(spec.nodes),
-            sentinel_kwargs={"password": settings.redis_sentinel_password},
-            socket_timeout=settings.redis_socket_timeout,
-        )
-        if spec.password and "password" not in kwargs:
-            kwargs["password"] = spec.password
-        kwargs.pop("max_connections")
-        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-            spec.master, db=spec.db, ssl=spec.ssl, **kwargs
-        )
-        return client
-    # A blocking pool: past max_connections, callers wait for a free connection (up to the
-    # socket timeout) instead of failing with "Too many connections" under a burst.
-    pool = redis.BlockingConnectionPool.from_url(url, timeout=settings.redis_socket_timeout,
-                                                 **kwargs)
-    return redis.Redis(connection_pool=pool)
+    client: redis.Redis = _build(settings, url, Sentinel, redis.BlockingConnectionPool,
+                                 redis.Redis)
+    return client
 
 
 def _build_async(settings: Settings, url: str) -> aredis.Redis:
+    client: aredis.Redis = _build(settings, url, AsyncSentinel, aredis.BlockingConnectionPool,
+                                  aredis.Redis)
+    return client
+
+
+def _build(settings: Settings, url: str, sentinel_class: Any, pool_class: Any,
+           client_class: Any) -> Any:
+    """One client of redis-py's sync or asyncio flavour (the classes given), same options."""
     kwargs = _common_kwargs(settings, url)
     if urlsplit(url).scheme.startswith("sentinel"):
         spec = parse_sentinel_url(url)
-        sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
+        sentinel = sentinel_class(
             list(spec.nodes),
             sentinel_kwargs={"password": settings.redis_sentinel_password},
             socket_timeout=settings.redis_socket_timeout,
@@ -159,13 +150,11 @@ def _build_async(settings: Settings, url: str) -> aredis.Redis:
         if spec.password and "password" not in kwargs:
             kwargs["password"] = spec.password
         kwargs.pop("max_connections")
-        aclient: aredis.Redis = sentinel.master_for(
-            spec.master, db=spec.db, ssl=spec.ssl, **kwargs
-        )
-        return aclient
-    apool = aredis.BlockingConnectionPool.from_url(url, timeout=settings.redis_socket_timeout,
-                                                   **kwargs)
-    return aredis.Redis(connection_pool=apool)
+        return sentinel.master_for(spec.master, db=spec.db, ssl=spec.ssl, **kwargs)
+    # A blocking pool: past max_connections, callers wait for a free connection (up to the
+    # socket timeout) instead of failing with "Too many connections" under a burst.
+    pool = pool_class.from_url(url, timeout=settings.redis_socket_timeout, **kwargs)
+    return client_class(connection_pool=pool)
 
 
 def kombu_broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:

@@ -94,8 +94,8 @@ class BrokerPublishDeferredError(RelierError):
     Only with a separate broker (``RELIER_BROKER_URL`` set): the ledger script recorded the task
     on the coordination Redis, then pushing its message to the broker failed. The record is the
     acceptance (I1): the resurrector's lost-message pass publishes the message once the broker
-    answers (or dead-letters the task as ``NeverClaimed`` if it never does), so dispatching the
-    same call again would make a second task. Deliberately not a ``DispatchError`` nor a
+    answers (until then the task waits, ``queued``, in the ledger), so dispatching the same
+    call again would make a second task. Deliberately not a ``DispatchError`` nor a
     ``ConnectionError``: handlers that retry those must not catch this one.
 
     Attributes:

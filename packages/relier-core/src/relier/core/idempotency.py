@@ -37,7 +37,8 @@ from relier.core.settings import Settings, get_settings
 
 __all__ = ["IdempotencyLock", "IdempotencyResult", "idempotency_lock"]
 
-log = logging.getLogger("relier.idempotency")
+# Named after its module: relier.idempotency is another distribution (relier-idempotency).
+log = logging.getLogger(__name__)
 
 
 class IdempotencyResult:

@@ -18,6 +18,7 @@ from relier.otel.telemetry import (
     TracingMiddleware,
     dispatch_span,
     instrument,
+    start,
     uninstrument,
 )
 
@@ -33,5 +34,6 @@ __all__ = [
     "instrument",
     "process_started",
     "set_provider_factory",
+    "start",
     "uninstrument",
 ]

@@ -33,8 +33,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from relier.core import events
 from relier.core.pipeline import Job, Middleware, SkipRun
+from relier.core.settings import Settings
+from relier.otel.sdk import process_started
 
-__all__ = ["DispatchSpan", "Telemetry", "TracingMiddleware", "instrument", "uninstrument"]
+__all__ = ["DispatchSpan", "Telemetry", "TracingMiddleware", "instrument", "start",
+           "uninstrument"]
 
 _VERSION = version("relier-otel")
 
@@ -104,6 +107,16 @@ def instrument() -> Telemetry:
             _telemetry = Telemetry()
             events.subscribe(_telemetry.observe)
     return _telemetry
+
+
+def start(settings: Settings | None = None) -> Telemetry:
+    """Telemetry for this process: its providers, then the instruments (idempotent).
+
+    The one way a Relier process starts telemetry (a worker's pool child after fork, a solo
+    or threads worker, ``rl run-resurrector``), so they all start it alike.
+    """
+    process_started(settings)
+    return instrument()
 
 
 def uninstrument() -> None:

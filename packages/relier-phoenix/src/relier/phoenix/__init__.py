@@ -14,19 +14,20 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version
+from typing import TYPE_CHECKING
 
-from relier.phoenix.dlq import DeadLetterQueue
-from relier.phoenix.drain import Drain, request_drain
-from relier.phoenix.lease import LeaseKeeper, current_keeper
-from relier.phoenix.ledger import RECOVERY_QUEUE, Ledger
-from relier.phoenix.middleware import PhoenixMiddleware
-from relier.phoenix.port import LedgerPort
-from relier.phoenix.records import Attempt, TaskRecord
-from relier.phoenix.resurrector import Resurrector
-from relier.phoenix.story import TaskStory, task_story
+from relier.core.lazy import lazy_exports
 
-__version__ = version("relier-phoenix")
+if TYPE_CHECKING:
+    from relier.phoenix.dlq import DeadLetterQueue
+    from relier.phoenix.drain import Drain, request_drain
+    from relier.phoenix.lease import LeaseKeeper, current_keeper
+    from relier.phoenix.ledger import RECOVERY_QUEUE, Ledger
+    from relier.phoenix.middleware import PhoenixMiddleware
+    from relier.phoenix.port import LedgerPort
+    from relier.phoenix.records import Attempt, TaskRecord
+    from relier.phoenix.resurrector import Resurrector
+    from relier.phoenix.story import TaskStory, task_story
 
 __all__ = [
     "RECOVERY_QUEUE",
@@ -45,3 +46,25 @@ __all__ = [
     "request_drain",
     "task_story",
 ]
+
+# Imported on first use: `import relier.phoenix.records` (the CLI's output schema) must not
+# pay for the ledger's Redis clients.
+_LAZY = {
+    "DeadLetterQueue": "relier.phoenix.dlq",
+    "Drain": "relier.phoenix.drain",
+    "request_drain": "relier.phoenix.drain",
+    "LeaseKeeper": "relier.phoenix.lease",
+    "current_keeper": "relier.phoenix.lease",
+    "RECOVERY_QUEUE": "relier.phoenix.ledger",
+    "Ledger": "relier.phoenix.ledger",
+    "PhoenixMiddleware": "relier.phoenix.middleware",
+    "LedgerPort": "relier.phoenix.port",
+    "Attempt": "relier.phoenix.records",
+    "TaskRecord": "relier.phoenix.records",
+    "Resurrector": "relier.phoenix.resurrector",
+    "TaskStory": "relier.phoenix.story",
+    "task_story": "relier.phoenix.story",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, "relier-phoenix")

@@ -91,8 +91,12 @@ class Drain:
                     task_id, kind="handoff",
                     cause=f"drain deadline ({self.timeout:g}s) passed during shutdown",
                 )
-                if reply.kind == "done":
+                # Either way the task is no longer this run's: re-queued ("done"), or
+                # dead-lettered past RELIER_MAX_HANDOFFS ("dead"). Its run must be stopped in
+                # both cases, or Celery's warm shutdown would wait for it past the deadline.
+                if reply.kind in ("done", "dead"):
                     self.handed_off.append(task_id)
+                if reply.kind == "done":
                     log.warning("task %s handed off to another worker (with its checkpoint)",
                                 task_id)
             log.warning("worker %s drained: %d task(s) handed off, 0 lost", keeper.hostname,

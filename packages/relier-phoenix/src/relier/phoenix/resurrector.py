@@ -28,6 +28,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -36,7 +37,7 @@ from relier.core.settings import Settings
 from relier.phoenix.ledger import Ledger
 from relier.phoenix.port import LedgerPort
 
-__all__ = ["PassReport", "Resurrector"]
+__all__ = ["PassReport", "Resurrector", "serve"]
 
 log = logging.getLogger("relier.phoenix.resurrector")
 
@@ -211,20 +212,36 @@ class Resurrector:
                     report.dead_lettered += 1
 
 
-def main() -> int:
-    """Run one resurrector until SIGTERM or SIGINT (``python -m relier.phoenix.resurrector``)."""
+def serve(settings: Settings, *, loglevel: str | None = None,
+          before: Callable[[Settings], None] | None = None) -> None:
+    """Run one resurrector in this process until SIGTERM or SIGINT: the one entry point.
+
+    ``rl run-resurrector`` and ``python -m relier.phoenix.resurrector`` both run this.
+
+    Args:
+        settings: The settings in force.
+        loglevel: Log level for stderr (default ``RELIER_LOG_LEVEL``).
+        before: Run once logging is set up, before the first pass: ``rl run-resurrector``
+            passes its preflight and telemetry start; ``python -m`` runs without them.
+    """
     import signal
     import sys
 
-    from relier.core.settings import get_settings
-
-    settings = get_settings()
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+    logging.basicConfig(level=(loglevel or settings.log_level).upper(), stream=sys.stderr,
                         format="[%(asctime)s: %(levelname)s/%(name)s] %(message)s")
+    if before is not None:
+        before(settings)
     resurrector = Resurrector(settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: resurrector.stop())
     resurrector.run_forever()
+
+
+def main() -> int:
+    """``python -m relier.phoenix.resurrector``: ``serve`` with the settings in force."""
+    from relier.core.settings import get_settings
+
+    serve(get_settings())
     return 0
 
 

@@ -1,0 +1,138 @@
+"""``relier.install(app)``: add Relier to a Celery app (yours, or the ready-made one)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from celery.signals import import_modules, worker_init, worker_process_init
+from kombu import Queue  # type: ignore[attr-defined]
+
+from relier.core.connection import kombu_broker_options
+from relier.core.exceptions import ConfigurationError
+from relier.core.settings import Settings, get_settings, mask_url
+from relier.phoenix import celery as phoenix_celery
+from relier.tasks.decorator import ALL_QUEUES
+from relier.tasks.runtime import process_loop
+
+__all__ = ["create_app", "install"]
+
+log = logging.getLogger("relier.tasks")
+
+
+def _warm_child(**_: Any) -> None:
+    # A fresh pool child: start its own event loop now, not on its first task; and give it
+    # telemetry providers of its own (exporter threads do not survive a fork).
+    process_loop().get()
+    _start_telemetry()
+
+
+def _warm_main(sender: Any = None, **_: Any) -> None:
+    # The solo and threads pools run tasks in the worker's own process.
+    pool = getattr(sender, "pool_cls", None)
+    if pool is not None and getattr(pool, "__module__", "").endswith(("solo", "threads")):
+        _start_telemetry()
+
+
+def _import_local_tasks(sender: Any = None, **_: Any) -> None:
+    """A worker with no RELIER_IMPORTS imports ``tasks`` from the directory it starts in.
+
+    Connected to Celery's ``import_modules`` signal, which the loader sends only when a worker
+    (or beat) imports its task modules, never in a producer. This is what makes the documented
+    command (``celery -A relier.tasks.app worker ...``, run in a project holding ``tasks.py``)
+    register the project's tasks.
+    """
+    if sender is None or not sender.conf.get("relier_installed") or \
+            get_settings().import_modules:
+        return
+    cwd = Path.cwd()
+    if not ((cwd / "tasks.py").is_file() or (cwd / "tasks" / "__init__.py").is_file()):
+        log.info("RELIER_IMPORTS is unset and %s holds no tasks.py: no task module imported "
+                 "by default", cwd)
+        return
+    if str(cwd) not in sys.path:
+        sys.path.insert(0, str(cwd))
+    module = importlib.import_module("tasks")
+    log.warning("RELIER_IMPORTS is unset: imported tasks from %s (set RELIER_IMPORTS to name "
+                "your task modules explicitly)", getattr(module, "__file__", cwd))
+
+
+def _start_telemetry() -> None:
+    settings = get_settings()
+    if settings.otel_enabled:
+        from relier.otel import start
+
+        start(settings)
+
+
+def install(app: Celery, settings: Settings | None = None) -> Celery:
+    """Configure ``app`` for Relier and add the worker machinery (idempotent).
+
+    Sets what Relier's guarantees rely on: JSON only; the queues ``high_priority``,
+    ``default``, ``low_priority`` and ``re-queue``; no prefetch beyond free pool slots; early
+    acknowledgement (Relier's ledger owns redelivery from the claim on, so kombu's visibility
+    timeout never re-runs a long task). Adds the Phoenix worker bootstep (preflight, lease,
+    drain) and imports ``RELIER_IMPORTS`` in workers (unset: a ``tasks`` module in the
+    worker's working directory, if there is one).
+
+    Raises:
+        ConfigurationError: the app already uses a broker other than ``RELIER_BROKER_URL``
+            (Relier publishes there, so workers would never see its messages).
+    """
+    settings = settings or get_settings()
+    broker, transport_options = kombu_broker_options(settings)
+    current = app.conf.get("broker_url")
+    if current and current != broker:
+        raise ConfigurationError(
+            "RELIER_BROKER_URL", mask_url(broker),
+            f"the broker of the Celery app being installed on ({mask_url(str(current))}); "
+            "set RELIER_BROKER_URL to it",
+        )
+    existing = {q.name for q in (app.conf.get("task_queues") or [])}
+    queues = list(app.conf.get("task_queues") or []) + [
+        Queue(name, routing_key=name)  # type: ignore[no-untyped-call]
+        for name in ALL_QUEUES if name not in existing
+    ]
+    app.conf.update(
+        broker_url=broker,
+        # kombu's ack emulation keeps every delivered message in an "unacked" hash so it can
+        # redeliver after a visibility timeout. Relier acknowledges on receipt and its ledger
+        # owns redelivery, so that bookkeeping only costs writes per message, and writes that
+        # a full Redis refuses: with it on, workers stop consuming exactly when the backlog
+        # most needs draining. A user's explicit setting still wins.
+        broker_transport_options={**transport_options, "ack_emulation": False,
+                                  **(app.conf.get("broker_transport_options") or {})},
+        broker_connection_retry_on_startup=True,
+        result_backend=app.conf.get("result_backend") or broker,
+        result_backend_transport_options=transport_options,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_queues=queues,
+        task_default_queue="default",
+        task_create_missing_queues=True,
+        worker_prefetch_multiplier=1,
+        worker_disable_prefetch=True,
+        task_acks_late=False,
+        task_reject_on_worker_lost=False,
+        relier_installed=True,
+        imports=tuple(dict.fromkeys([*(app.conf.get("imports") or ()),
+                                     *settings.import_modules])),
+    )
+    phoenix_celery.install(app)
+    worker_process_init.connect(_warm_child, weak=False, dispatch_uid="relier-warm-child")
+    worker_init.connect(_warm_main, weak=False, dispatch_uid="relier-warm-main")
+    import_modules.connect(_import_local_tasks, weak=False,
+                           dispatch_uid="relier-local-tasks")
+    return app
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """A new Celery app configured from ``RELIER_*`` settings, with Relier installed."""
+    settings = settings or get_settings()
+    app = Celery("relier", set_as_current=True)
+    return install(app, settings)
