@@ -22,8 +22,6 @@ import typer
 
 from relier.cli._common import ago, console, fail, guard, ledger, settings
 from relier.core.codec import text
-from relier.core.connection import redis_client
-from relier.core.ops import DispatchRequest
 from relier.core.record import DEAD_REASON, STATE
 
 app = typer.Typer(no_args_is_help=True, help="Break things on purpose; watch Relier recover.")
@@ -44,6 +42,8 @@ def _dispatch_long(seconds: float) -> tuple[Any, str]:
 
 
 def _attempt_pids(marker: str) -> list[tuple[int, int]]:
+    from relier.core.connection import redis_client
+
     client = redis_client(settings())
     return [tuple(map(int, text(v).split(":"))) for v in  # type: ignore[misc]
             client.lrange(f"rl-chaos:{marker}", 0, -1)]
@@ -146,6 +146,8 @@ def redis_restart(
     """SIGKILL the local Redis mid-run and restart it from its AOF; count what survived."""
     import redis
 
+    from relier.core.connection import redis_client
+
     client = redis_client(settings())
     # A message kombu popped just before the kill never reaches a worker; only the resurrector
     # finds and re-publishes it. Without one the count below would blame Relier for it.
@@ -235,6 +237,7 @@ def _finished(receipt: Any, timeout: float) -> bool:
 @guard
 def poison() -> None:
     """Dispatch a tampered payload: it must land in the dead-letter queue, never run."""
+    from relier.core.ops import DispatchRequest
     from relier.envelope import Envelope, Keyring, seal
 
     s = settings()

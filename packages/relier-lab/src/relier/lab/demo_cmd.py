@@ -23,7 +23,6 @@ from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn
 
 from relier.cli._common import console
-from relier.core.connection import redis_client
 from relier.core.queues import ALL_QUEUES
 from relier.core.record import STARTED_MS
 from relier.lab.procs import LocalRedis, ManagedProcess, ResurrectorProcess, WorkerProcess
@@ -77,6 +76,8 @@ def _run(url: str, base: Path, procs: list[ManagedProcess], orders: int, charges
     from relier.phoenix import Ledger
 
     ledger = Ledger()
+    from relier.core.connection import redis_client
+
     client = redis_client(ledger.settings)  # the demo's own counters
     env = {"RELIER_REDIS_URL": url, "RELIER_IMPORTS": "relier.lab.demo_tasks",
            "RELIER_LOG_LEVEL": "WARNING",
