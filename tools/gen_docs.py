@@ -127,7 +127,7 @@ CLI_JSON = """\
 ## JSON output
 
 `rl tasks inflight`, `rl tasks show`, `rl dlq list`, `rl dlq show` and `rl worker list` print
-one typed schema with `--json` (the structs of `relier.cli.schema`, encoded by `msgspec`):
+one typed schema with `--json` (the structs of `relier.phoenix.schema`, encoded by `msgspec`):
 
 - Numbers are JSON numbers, flags are booleans, lists are arrays: nothing to parse out of a
   string.
@@ -169,7 +169,7 @@ def cli_json_section() -> list[str]:
     """The JSON schema of the `--json` outputs: conventions by hand, fields from the structs."""
     import msgspec
 
-    from relier.cli import schema
+    from relier.phoenix import schema
 
     lines = [CLI_JSON]
     for commands, struct in (

@@ -13,8 +13,11 @@ from typing import Any
 import msgspec
 import pytest
 
+from relier.cli._common import print_typed
 from relier.cli.doctor_cmd import requeue_consumer_check
-from relier.cli.schema import (
+from relier.phoenix import TaskStory
+from relier.phoenix.records import Attempt, TaskRecord
+from relier.phoenix.schema import (
     AttemptJSON,
     DeadLetterJSON,
     InflightJSON,
@@ -22,12 +25,9 @@ from relier.cli.schema import (
     WorkerJSON,
     dead_letter_json,
     iso,
-    print_typed,
     task_json,
     worker_json,
 )
-from relier.phoenix import TaskStory
-from relier.phoenix.records import Attempt, TaskRecord
 from relier.phoenix.views import decode_worker
 
 RL = Path(sys.executable).with_name("rl")  # the console script pyproject.toml installs

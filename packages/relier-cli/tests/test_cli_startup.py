@@ -30,7 +30,7 @@ def loaded_after(statement: str) -> list[str]:
     "import relier.cli.main",
     "import relier.core.settings",
     "import relier.phoenix.records",
-    "import relier.cli._common, relier.cli.schema",
+    "import relier.cli._common, relier.phoenix.schema",
 ])
 def test_cli_import_loads_no_redis_celery_or_telemetry(statement: str) -> None:
     loaded = loaded_after(statement)

@@ -134,3 +134,14 @@ def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc))
 
     return wrapper
+
+
+def _fallback(value: Any) -> Any:
+    # A decoded argument or result of a type JSON has no word for: its repr, never a crash.
+    return repr(value)
+
+
+def print_typed(data: Any) -> None:
+    """Write a schema struct of ``relier.phoenix.schema`` (or a list) as indented JSON."""
+    raw = msgspec.json.encode(data, enc_hook=_fallback)
+    sys.stdout.write(msgspec.json.format(raw, indent=2).decode() + "\n")

@@ -6,9 +6,18 @@ from typing import Any
 
 import typer
 
-from relier.cli._common import JSON_OPTION, console, fail, guard, settings, table, when
-from relier.cli.schema import dead_letter_json, print_typed, task_json
+from relier.cli._common import (
+    JSON_OPTION,
+    console,
+    fail,
+    guard,
+    print_typed,
+    settings,
+    table,
+    when,
+)
 from relier.cli.tasks_cmd import print_story
+from relier.phoenix.schema import dead_letter_json, task_json
 
 __all__ = ["app"]
 

@@ -8,8 +8,18 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from relier.cli._common import JSON_OPTION, ago, console, guard, ledger, settings, table, when
-from relier.cli.schema import InflightJSON, inflight_json, print_typed, task_json
+from relier.cli._common import (
+    JSON_OPTION,
+    ago,
+    console,
+    guard,
+    ledger,
+    print_typed,
+    settings,
+    table,
+    when,
+)
+from relier.phoenix.schema import InflightJSON, inflight_json, task_json
 
 __all__ = ["app", "inflight_rows", "print_story"]
 

@@ -8,8 +8,19 @@ import time
 import typer
 from rich.markup import escape
 
-from relier.cli._common import JSON_OPTION, ago, console, fail, guard, ledger, settings, table, when
-from relier.cli.schema import WorkerJSON, print_typed, worker_json
+from relier.cli._common import (
+    JSON_OPTION,
+    ago,
+    console,
+    fail,
+    guard,
+    ledger,
+    print_typed,
+    settings,
+    table,
+    when,
+)
+from relier.phoenix.schema import WorkerJSON, worker_json
 
 __all__ = ["app", "worker_rows"]
 

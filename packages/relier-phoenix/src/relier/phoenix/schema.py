@@ -1,4 +1,7 @@
-"""The JSON that ``rl ... --json`` prints: one typed schema for tasks, dead letters and workers.
+"""The JSON shapes of the ledger's reads: one typed schema for tasks, dead letters and workers.
+
+``rl ... --json`` prints them, and any other front end (a dashboard's JSON API) serves the same
+shapes: they live beside the ledger's read API, not in one of its front ends.
 
 Conventions (documented in docs/cli.md, "JSON output"):
 
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import sys
 from typing import Any
 
 import msgspec
@@ -35,7 +37,6 @@ __all__ = [
     "inflight_json",
     "iso",
     "node_of",
-    "print_typed",
     "task_json",
     "worker_json",
 ]
@@ -249,13 +250,3 @@ def inflight_json(task: InflightTask, *, now_ms: int, ttl_ms: int) -> InflightJS
         lease_expired=deadline < now_ms, checkpoint_bytes=task.checkpoint_bytes,
     )
 
-
-def _fallback(value: Any) -> Any:
-    # A decoded argument or result of a type JSON has no word for: its repr, never a crash.
-    return repr(value)
-
-
-def print_typed(data: Any) -> None:
-    """Write a schema struct (or a list of them) as indented JSON to stdout."""
-    raw = msgspec.json.encode(data, enc_hook=_fallback)
-    sys.stdout.write(msgspec.json.format(raw, indent=2).decode() + "\n")
