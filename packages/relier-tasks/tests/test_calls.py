@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relier import TaskContext, rl_task
 from relier.core.exceptions import IdempotencyKeyError
 from relier.idempotency import idempotency_key
 from relier.tasks.calls import CallBinder
+from relier.tasks.context import TaskContext
+from relier.tasks.decorator import rl_task
 
 
 @rl_task(name="billing.pay", idempotent=True)

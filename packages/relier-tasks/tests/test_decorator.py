@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from relier import TaskContext, rl_task, task_context
-from relier.tasks.decorator import PUBLIC_QUEUES, RelierTask
+from relier.tasks.context import TaskContext, task_context
+from relier.tasks.decorator import PUBLIC_QUEUES, RelierTask, rl_task
 
 
 def test_defaults_and_name() -> None:
@@ -132,12 +132,3 @@ def test_task_context_proxy_raises_outside_a_task() -> None:
 
 def test_public_queues() -> None:
     assert PUBLIC_QUEUES == ("high_priority", "default", "low_priority")
-
-
-def test_root_package_exports_lazily() -> None:
-    import relier
-
-    assert "rl_task" in relier.__all__
-    assert relier.AdmissionRejectedError.__name__ == "AdmissionRejectedError"
-    with pytest.raises(AttributeError):
-        _ = relier.nothing_here  # type: ignore[attr-defined]

@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
-from relier import TaskContext, rl_task, task_context
 from relier.core.exceptions import IdempotencyInFlightError
 from relier.core.settings import Settings
 from relier.envelope import Keyring, open_envelope
 from relier.idempotency import idempotency_key
+from relier.tasks.context import TaskContext, task_context
+from relier.tasks.decorator import rl_task
 from relier.tasks.runtime import _HeldKeyWaits
 from relier.tasks.sealing import CallSealer
 

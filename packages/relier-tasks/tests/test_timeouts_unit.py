@@ -108,8 +108,8 @@ def test_setting_timeouts_apply_only_to_tasks_that_set_none(
 ) -> None:
     """RELIER_SOFT_TIMEOUT / RELIER_HARD_TIMEOUT are real defaults (the earlier product
     documented them but never applied them)."""
-    from relier import rl_task
     from relier.core.settings import Settings
+    from relier.tasks.decorator import rl_task
     from relier.tasks.runtime import Runtime
 
     runtime = Runtime.__new__(Runtime)
