@@ -6,9 +6,18 @@ import time
 from typing import Any
 
 import typer
-from rich.markup import escape
 
-from relier.cli._common import JSON_OPTION, ago, console, guard, ledger, settings, table, when
+from relier.cli._common import (
+    JSON_OPTION,
+    ago,
+    console,
+    escape,
+    guard,
+    ledger,
+    settings,
+    table,
+    when,
+)
 from relier.cli.schema import InflightJSON, inflight_json, print_typed, task_json
 
 __all__ = ["app", "inflight_rows", "print_story"]
