@@ -200,7 +200,7 @@ FIELDS: Final[tuple[Field, ...]] = (
           "REPUBLISHED at the last claim (the NeverClaimed limit counts from there)",
           ("dlq_release", "task_claim"), ("task_republish",)),
     Field(HANDOFFS, "handoffs", "int", "hand-offs (drain, shutdown), capped by "
-          "RELIER_MAX_HANDOFFS", ("task_requeue",)),
+          "RELIER_MAX_HANDOFFS; 0 again on release", ("dlq_release", "task_requeue")),
     Field(DEAD_REASON, "reason", "str", "why it was dead-lettered", _DEAD),
     Field(EXC_TYPE, "exc_type", "str", "qualified exception type of the dead-letter", _DEAD),
     Field(EXC_MESSAGE, "message", "str", "human-readable dead-letter message", _DEAD),
