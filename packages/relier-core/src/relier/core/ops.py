@@ -80,7 +80,7 @@ class ClaimReply(msgspec.Struct, frozen=True):
     """What ``task_claim`` decided, and the record of a claimed task."""
 
     kind: Literal["claimed", "duplicate", "missing", "no_lease", "idempotent_duplicate",
-                  "rekey"]
+                  "rekey", "misnamed"]
     epoch: int = 0
     attempt: int = 0
     resurrections: int = 0
@@ -164,6 +164,9 @@ def _parse_claim(reply: list[Any]) -> ClaimReply:
     if code == 4:
         # The idempotency key the caller declared is not the record's: nothing was written.
         return ClaimReply("rekey", idem_key=text(reply[1]))
+    if code == 5:
+        # The message names another task than the record (forged or misrouted): untouched.
+        return ClaimReply("misnamed", task_name=text(reply[1]))
     return ClaimReply("idempotent_duplicate", other_task_id=text(reply[1]), result=reply[2])
 
 
