@@ -15,16 +15,12 @@ to beat Celery's report; this test plays the two reports in the order that loses
 
 from __future__ import annotations
 
-import pytest
 import redis
 
 from relier_testing import tasks
 from relier_testing.helpers import KEYS, record
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hole 11: a second report of one child death releases the next run (CAS on owner only): "
-    "docs/limitations.md"))
 def test_second_report_of_one_child_death_does_not_release_the_next_run(
     relier_env: dict[str, str]
 ) -> None:
@@ -44,12 +40,15 @@ def test_second_report_of_one_child_death_does_not_release_the_next_run(
         return reply.epoch
 
     claim("default")  # child 1 runs it, and is SIGKILLed
-    assert keeper.release_lost(task_id, "pool child died: signal 9 (SIGKILL)") == "done"  # watch
+    assert keeper.release_lost(task_id, "pool child died: signal 9 (SIGKILL)",
+                               source="watch") == "done"
     epoch = claim("re-queue")  # child 2 of the same worker runs it again
     # Celery's WorkerLostError for the same (first) death arrives now.
-    keeper.release_lost(task_id, "pool child died: signal 9 (SIGKILL)")
+    keeper.release_lost(task_id, "pool child died: signal 9 (SIGKILL)", source="celery")
     rec = record(client, task_id)
     assert rec.state == "running", [a.outcome for a in rec.history]
     assert rec.epoch == epoch
     assert rec.resurrections == 1
     assert client.hget(KEYS.task(task_id), "w") == keeper.worker_id.encode()
+    # The next run stays in the worker's set (a lost lease would re-queue it from there).
+    assert client.sismember(KEYS.worker_tasks(keeper.worker_id), task_id)

@@ -341,11 +341,13 @@ class Ops:
         message: bytes = b"",
         idem_key: str = "",
         max_handoffs: int = 10,
+        epoch: int = 0,
     ) -> Call[TransitionReply]:
         """Take a running task from ``owner`` and queue it again, or dead-letter it.
 
         ``max_handoffs`` bounds the hand-offs of one task (``RELIER_MAX_HANDOFFS``).
         With ``kind="lease_expired"`` nothing happens while the owner's lease is live.
+        With ``epoch`` > 0 nothing happens unless that incarnation is the one running.
         """
         k = self.keys
         return Call(
@@ -353,7 +355,7 @@ class Ops:
             [k.task(task_id), k.worker_tasks(owner), k.pending(queue), k.queue_seq,
              k.broker_list(queue),
              k.dlq, idem_key or k.task(task_id), k.workers],
-            [task_id, owner, kind, cause, queue, message, max_handoffs],
+            [task_id, owner, kind, cause, queue, message, max_handoffs, epoch],
             _parse_transition,
         )
 
