@@ -101,6 +101,8 @@ class StubLedger:
                 return ClaimReply("missing")
             rec = self.add(task_id, adopt_name, queue, envelope=adopt, legacy=True,
                            max_resurrections=adopt_max_resurrections)
+        elif adopt_name and rec.name != adopt_name:
+            return ClaimReply("misnamed", task_name=rec.name)  # forged or misrouted message
         if rec.state != "queued":
             return ClaimReply("duplicate", state=rec.state, owner=rec.owner)
         if rec.idem_key and rec.idem_key != idem_key:
@@ -176,7 +178,7 @@ class StubLedger:
 
     def requeue(self, task_id: str, *, owner: str,
                 kind: Literal["killed", "lease_expired", "handoff"], cause: str,
-                recovery_seconds: float | None = None) -> TransitionReply:
+                recovery_seconds: float | None = None, epoch: int = 0) -> TransitionReply:
         self.calls.append(f"requeue:{task_id}:{kind}")
         rec = self.records.get(task_id)
         if kind == "lease_expired" and self.leases.get(owner, -1) > self.now_ms:
@@ -184,6 +186,8 @@ class StubLedger:
         if rec is None or rec.state != "running" or rec.owner != owner:
             self.owned.get(owner, set()).discard(task_id)
             return TransitionReply("skipped")
+        if epoch and rec.epoch != epoch:
+            return TransitionReply("skipped")  # another incarnation runs: left alone
         self._end(task_id, rec, "running", kind)
         if kind == "handoff":
             rec.handoffs += 1

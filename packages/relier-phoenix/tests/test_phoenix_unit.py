@@ -349,6 +349,44 @@ def test_release_lost_leaves_a_handed_off_task_alone(
     assert len(ledger.calls) == calls
 
 
+@pytest.mark.parametrize(("first", "second"), [("watch", "celery"), ("celery", "watch")])
+def test_the_second_report_of_one_child_death_leaves_the_next_run_alone(
+    keeper: tuple[StubLedger, LeaseKeeper, set[str]], first: str, second: str
+) -> None:
+    ledger, k, _ = keeper
+    run_on(ledger, k, "t1")
+    assert k.release_lost("t1", "child killed by signal 9", source=first) == "done"
+    # A sibling child (same lease id) claims the next run before the other report arrives.
+    assert ledger.claim(task_id="t1", worker_id=k.worker_id, queue="default").kind == "claimed"
+    assert k.release_lost("t1", "child killed by signal 9", source=second) == "skipped"
+    rec = ledger.records["t1"]
+    assert (rec.state, rec.epoch, rec.resurrections) == ("running", 2, 1)
+    assert "t1" in ledger.worker_tasks(k.worker_id)
+    # A later death of that next run is released again (its first report).
+    assert k.release_lost("t1", "child killed by signal 9", source=first) == "done"
+    assert (rec.state, rec.resurrections) == ("queued", 2)
+
+
+def test_a_release_naming_an_older_epoch_ends_nothing(
+    keeper: tuple[StubLedger, LeaseKeeper, set[str]]
+) -> None:
+    ledger, k, _ = keeper
+    run_on(ledger, k, "t1")
+    assert k.release("t1", kind="killed", cause="x", epoch=2).kind == "skipped"
+    assert ledger.records["t1"].state == "running"
+    assert k.release("t1", kind="killed", cause="x", epoch=1).kind == "done"
+
+
+def test_a_message_naming_another_task_than_its_record_is_not_run(
+    ledger: StubLedger, phoenix: PhoenixMiddleware
+) -> None:
+    ledger.add("t1", name="app.other")
+    with pytest.raises(SkipRun, match="not this record's message"):
+        phoenix.before_run(job())
+    rec = ledger.records["t1"]
+    assert (rec.state, rec.epoch) == ("queued", 0)
+
+
 def test_stop_returns_the_lease(keeper: tuple[StubLedger, LeaseKeeper, set[str]]) -> None:
     ledger, k, _ = keeper
     k.stop()

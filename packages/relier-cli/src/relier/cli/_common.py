@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import msgspec
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.table import Table
 
 from relier.core.settings import Settings, get_settings
@@ -24,6 +25,20 @@ if TYPE_CHECKING:
 _WIDTH = None if sys.stdout.isatty() else 220
 console = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
+
+# C0 controls but newline and tab, DEL and C1 controls: bytes that drive a terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape(value: str) -> str:
+    r"""Data made safe to print: rich markup escaped, control characters shown as ``\xNN``.
+
+    Task names, reasons and messages can come from unsigned message headers (a plain Celery
+    message, one for a task nobody registered): printed raw, an escape sequence in them would
+    drive the operator's terminal (clear it, retitle it, write the clipboard with OSC 52).
+    """
+    return _markup_escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value))
+
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON (one document) instead of a table.")
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
 
 from relier.cli._common import (
     JSON_OPTION,
     console,
+    escape,
     fail,
     guard,
     ledger,

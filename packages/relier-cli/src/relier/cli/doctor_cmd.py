@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.markup import escape
 
-from relier.cli._common import JSON_OPTION, console, guard, ledger, print_json, settings
+from relier.cli._common import JSON_OPTION, console, escape, guard, ledger, print_json, settings
 from relier.core.queues import ALL_QUEUES, RECOVERY_QUEUE
 from relier.core.settings import Settings
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.markup import escape
 
 # The locked typer (0.29) vendors its own click as ``typer._click``: the ``click`` package
 # installed next to it (a Celery dependency) has other classes, so catching those let every
@@ -21,7 +20,7 @@ from rich.markup import escape
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from relier.cli import config_cmd, dlq_cmd, tasks_cmd, worker_cmd
-from relier.cli._common import console, err, with_redis_errors
+from relier.cli._common import console, err, escape, with_redis_errors
 from relier.cli.doctor_cmd import doctor
 from relier.cli.plugins import add_plugins
 from relier.cli.resurrector_cmd import run_resurrector

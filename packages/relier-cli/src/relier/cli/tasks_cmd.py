@@ -6,12 +6,12 @@ import time
 from typing import Any
 
 import typer
-from rich.markup import escape
 
 from relier.cli._common import (
     JSON_OPTION,
     ago,
     console,
+    escape,
     guard,
     ledger,
     print_typed,

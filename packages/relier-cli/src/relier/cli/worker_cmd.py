@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
 import typer
-from rich.markup import escape
 
 from relier.cli._common import (
     JSON_OPTION,
     ago,
     console,
+    escape,
     fail,
     guard,
     ledger,
@@ -65,6 +66,10 @@ def worker_drain(
     """Drain a worker: stop intake, let tasks finish, hand off the rest, exit 0."""
     from relier.phoenix import request_drain
 
+    if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
+        # nan or a negative number would hand off every run at once; inf never ends.
+        fail(f"rl worker drain: --timeout must be a finite number of seconds, 0 or more "
+             f"(got {timeout!r})")
     s = settings()
     asked = request_drain(name, timeout, s)
     if not asked:

@@ -80,7 +80,7 @@ class ClaimReply(msgspec.Struct, frozen=True):
     """What ``task_claim`` decided, and the record of a claimed task."""
 
     kind: Literal["claimed", "duplicate", "missing", "no_lease", "idempotent_duplicate",
-                  "rekey"]
+                  "rekey", "misnamed"]
     epoch: int = 0
     attempt: int = 0
     resurrections: int = 0
@@ -164,6 +164,9 @@ def _parse_claim(reply: list[Any]) -> ClaimReply:
     if code == 4:
         # The idempotency key the caller declared is not the record's: nothing was written.
         return ClaimReply("rekey", idem_key=text(reply[1]))
+    if code == 5:
+        # The message names another task than the record (forged or misrouted): untouched.
+        return ClaimReply("misnamed", task_name=text(reply[1]))
     return ClaimReply("idempotent_duplicate", other_task_id=text(reply[1]), result=reply[2])
 
 
@@ -338,11 +341,13 @@ class Ops:
         message: bytes = b"",
         idem_key: str = "",
         max_handoffs: int = 10,
+        epoch: int = 0,
     ) -> Call[TransitionReply]:
         """Take a running task from ``owner`` and queue it again, or dead-letter it.
 
         ``max_handoffs`` bounds the hand-offs of one task (``RELIER_MAX_HANDOFFS``).
         With ``kind="lease_expired"`` nothing happens while the owner's lease is live.
+        With ``epoch`` > 0 nothing happens unless that incarnation is the one running.
         """
         k = self.keys
         return Call(
@@ -350,7 +355,7 @@ class Ops:
             [k.task(task_id), k.worker_tasks(owner), k.pending(queue), k.queue_seq,
              k.broker_list(queue),
              k.dlq, idem_key or k.task(task_id), k.workers],
-            [task_id, owner, kind, cause, queue, message, max_handoffs],
+            [task_id, owner, kind, cause, queue, message, max_handoffs, epoch],
             _parse_transition,
         )
 

@@ -147,9 +147,9 @@ FIELDS: Final[tuple[Field, ...]] = (
            "task_fail", "task_reject", "task_republish", "task_requeue")),
     Field(EPOCH, "epoch", "int",
           "fencing token: 0 at dispatch, +1 at every claim; every later write of a run "
-          "(checkpoint, complete, fail) is a compare-and-set on it (I3)",
+          "(checkpoint, complete, fail; a child death's release) is a compare-and-set on it (I3)",
           ("task_claim", "task_dispatch", "task_fail"),
-          ("task_checkpoint", "task_complete", "task_fail")),
+          ("task_checkpoint", "task_complete", "task_fail", "task_requeue")),
     Field(ATTEMPT, "attempt", "int", "1 for the first run, +1 per re-queue or release",
           ("dlq_release", "task_claim", "task_dispatch", "task_fail", "task_requeue"),
           ("dlq_release", "task_claim", *_HISTORY)),
@@ -200,7 +200,7 @@ FIELDS: Final[tuple[Field, ...]] = (
           "REPUBLISHED at the last claim (the NeverClaimed limit counts from there)",
           ("dlq_release", "task_claim"), ("task_republish",)),
     Field(HANDOFFS, "handoffs", "int", "hand-offs (drain, shutdown), capped by "
-          "RELIER_MAX_HANDOFFS", ("task_requeue",)),
+          "RELIER_MAX_HANDOFFS; 0 again on release", ("dlq_release", "task_requeue")),
     Field(DEAD_REASON, "reason", "str", "why it was dead-lettered", _DEAD),
     Field(EXC_TYPE, "exc_type", "str", "qualified exception type of the dead-letter", _DEAD),
     Field(EXC_MESSAGE, "message", "str", "human-readable dead-letter message", _DEAD),

@@ -86,7 +86,8 @@ SPECS: dict[str, ScriptSpec] = {
             "task_requeue",
             ("record", "worker_tasks", "pending", "qseq", "queue_list", "dlq", "idem",
              "workers"),
-            ("task_id", "owner", "kind", "cause", "queue", "message", "max_handoffs"),
+            ("task_id", "owner", "kind", "cause", "queue", "message", "max_handoffs",
+             "epoch"),
         ),
         ScriptSpec(
             "task_republish",

@@ -123,7 +123,7 @@ class ChildWatch:
             else:
                 cause = f"pool child died: exitcode {info.si_status}"
             self._released.add(request.id)
-            outcome = self.keeper.release_lost(request.id, cause)
+            outcome = self.keeper.release_lost(request.id, cause, source="watch")
             log.warning("task %s: %s (pid %d); released for another run (%s)", request.id,
                         cause, pid, outcome)
         self._released &= running
@@ -228,7 +228,7 @@ def _on_task_failure(sender: Any = None, task_id: str | None = None,
     cause = str(exception).replace("Worker exited prematurely: ", "pool child died: ")
     cause = cause.split(" Job:")[0]
     try:
-        outcome = keeper.release_lost(task_id, cause)
+        outcome = keeper.release_lost(task_id, cause, source="celery")
         if outcome != "skipped":
             log.warning("task %s: %s; released for another run (%s)", task_id, cause, outcome)
     except Exception:

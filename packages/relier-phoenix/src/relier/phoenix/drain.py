@@ -16,6 +16,7 @@ event loop, which may be busy running a task (solo pool) during the wait.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -156,7 +157,14 @@ def request_drain(hostname: str, timeout: float | None = None,
 
     Returns:
         The lease ids of the workers asked to drain (empty: no such live worker).
+
+    Raises:
+        ValueError: ``timeout`` is nan, infinite or negative.
     """
+    if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
+        # nan or a negative number would hand off every run at once; inf never ends.
+        raise ValueError(f"drain timeout must be a finite number of seconds, 0 or more; got "
+                         f"{timeout!r}")
     ledger = Ledger(settings)
     wanted = ledger.settings.graceful_shutdown_timeout if timeout is None else timeout
     return ledger.request_drain(hostname, wanted)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import redis
 
 from relier.core.ops import TransitionReply
-from relier.core.record import MESSAGE_QUEUE, MESSAGE_SEQ, STATE
+from relier.core.record import EPOCH, MESSAGE_QUEUE, MESSAGE_SEQ, OWNER, STATE
 from relier.phoenix.ledger import retry_transient
 from relier.phoenix.port import LedgerPort
 from relier.phoenix.views import (
@@ -61,6 +61,9 @@ class LeaseKeeper:
         facts: Extra facts to record (pool, concurrency, ...).
     """
 
+    #: Child deaths remembered until their second report (one per task; oldest dropped).
+    MAX_LOST = 1024
+
     def __init__(
         self,
         ledger: LedgerPort,
@@ -90,6 +93,11 @@ class LeaseKeeper:
         self._suspects: set[str] = set()
         # Tasks this process handed off (drain): their message is already published again.
         self._handed_off: set[str] = set()
+        # Child deaths released by one of their two reports (ChildWatch, Celery's
+        # WorkerLostError): task id -> (the report that released it, the epoch of the run
+        # that died, 0 if it had not claimed). Bounded: a death reported once leaves an entry.
+        self._lost: dict[str, tuple[str, int]] = {}
+        self._lost_lock = threading.Lock()
         self.renewals = 0
         self.lost_leases = 0
 
@@ -197,35 +205,59 @@ class LeaseKeeper:
                                  cause="the worker no longer runs it (its pool child died)")
             log.warning("task %s released by reconciliation: %s", task_id, reply.kind)
 
-    def release(self, task_id: str, *, kind: str, cause: str) -> TransitionReply:
-        """Give up one of our tasks: re-queue it for another run (or dead-letter it)."""
+    def release(self, task_id: str, *, kind: str, cause: str, epoch: int = 0
+                ) -> TransitionReply:
+        """Give up one of our tasks: re-queue it for another run (or dead-letter it).
+
+        With ``epoch`` > 0, only if that incarnation of the task is the one running.
+        """
         reply = retry_transient(
-            lambda: self.ledger.requeue(task_id, owner=self.worker_id,
-                                        kind=kind, cause=cause),  # type: ignore[arg-type]
+            lambda: self.ledger.requeue(task_id, owner=self.worker_id, kind=kind,  # type: ignore[arg-type]
+                                        cause=cause, epoch=epoch),
             f"release of {task_id}",
         )
         if kind == "handoff" and reply.kind == "done":
             self._handed_off.add(task_id)
         return reply
 
-    def release_lost(self, task_id: str, cause: str) -> str:
+    def release_lost(self, task_id: str, cause: str, source: str = "celery") -> str:
         """A pool child died under ``task_id``: run it again now (I4, no TTL wait).
 
         If the child died before it claimed the task, the broker message is already gone
         (acknowledged at pickup), so the task is published again at once. A task this process
         handed off is not: its hand-off published it again already, and a second message
         would be a duplicate.
+
+        One death is reported twice, by ``source`` ``"watch"`` (ChildWatch) and ``"celery"``
+        (WorkerLostError), in either order, and a sibling child (same lease id) may claim the
+        next run in between. The release is a compare-and-set on the epoch of the run that
+        died, read at the first report: the other report then ends nothing.
         """
         if task_id in self._handed_off:
             return "skipped"
-        reply = self.release(task_id, kind="killed", cause=cause)
-        if reply.kind != "skipped":
-            return reply.kind
-        rec = self.ledger.record_fields(task_id, STATE, MESSAGE_QUEUE, MESSAGE_SEQ)
-        if rec.state == "queued" and rec.message_queue and rec.message_seq:
-            return "republished" if self.ledger.republish(
-                task_id, rec.message_queue, rec.message_seq).kind == "done" else "skipped"
-        return "skipped"
+        with self._lost_lock:
+            first = self._lost.pop(task_id, None)
+            if first is not None and first[0] != source:
+                # The other report of a death already released: only that run may end.
+                if first[1] and self.release(task_id, kind="killed", cause=cause,
+                                             epoch=first[1]).kind != "skipped":
+                    return "done"
+                return "skipped"
+            rec = self.ledger.record_fields(task_id, STATE, OWNER, EPOCH, MESSAGE_QUEUE,
+                                            MESSAGE_SEQ)
+            died = rec.epoch if rec.state == "running" and rec.owner == self.worker_id else 0
+            if len(self._lost) >= self.MAX_LOST:
+                self._lost.pop(next(iter(self._lost)))
+            self._lost[task_id] = (source, died)
+            if died:
+                reply = self.release(task_id, kind="killed", cause=cause, epoch=died)
+                if reply.kind != "skipped":
+                    return reply.kind
+                rec = self.ledger.record_fields(task_id, STATE, MESSAGE_QUEUE, MESSAGE_SEQ)
+            if rec.state == "queued" and rec.message_queue and rec.message_seq:
+                return "republished" if self.ledger.republish(
+                    task_id, rec.message_queue, rec.message_seq).kind == "done" else "skipped"
+            return "skipped"
 
     def owned(self) -> set[str]:
         """Ids of the tasks the ledger says this worker runs."""

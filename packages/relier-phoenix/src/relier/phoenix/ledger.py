@@ -273,11 +273,13 @@ class Ledger:
         kind: RequeueKind,
         cause: str,
         recovery_seconds: float | None = None,
+        epoch: int = 0,
     ) -> TransitionReply:
         """Take a running task from ``owner`` and put it on the recovery queue (or the DLQ).
 
-        A compare-and-set on the owner: calling it again, or from another process, after the
-        first call acted is a no-op that returns ``skipped``.
+        A compare-and-set on the owner, and with ``epoch`` > 0 on that incarnation too:
+        calling it again, or from another process, after the first call acted is a no-op that
+        returns ``skipped``.
         """
         found = self._doorbell(task_id, RECOVERY_QUEUE)
         if found is None:
@@ -287,7 +289,7 @@ class Ledger:
         reply = self._scripts.run(self._ops.requeue(
             task_id=task_id, owner=owner, kind=kind, cause=cause, queue=RECOVERY_QUEUE,
             message=message if self.fused else b"", idem_key=idem_key,
-            max_handoffs=self.settings.max_handoffs,
+            max_handoffs=self.settings.max_handoffs, epoch=epoch,
         ))
         if reply.kind == "dead":
             reason = self.record_fields(task_id, DEAD_REASON).reason

@@ -117,6 +117,15 @@ class PhoenixMiddleware(Middleware):
                     f"(now {reply.idem_key!r}); the task was not run and stays queued. Report "
                     f"this as a Relier bug with `rl tasks show {job.task_id}`"
                 )
+        if reply.kind == "misnamed":
+            # Not this record's message: Relier publishes every doorbell of a task under the
+            # record's own name. Running it would dead-letter a valid task on the envelope
+            # check, so the record is left alone; its own message still runs it.
+            log.error("task %s: a message named %r arrived for a record of task %r (forged or "
+                      "misrouted: message headers are unsigned); not run, the record is left "
+                      "untouched", job.task_id, job.options.name, reply.task_name)
+            raise SkipRun(f"message names task {job.options.name!r}, its record "
+                          f"{reply.task_name!r}: not this record's message")
         if reply.kind == "duplicate":
             raise SkipRun(f"duplicate delivery: the task is {reply.state}"
                           + (f" (owner {reply.owner})" if reply.owner else ""))

@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from relier.core.record import MESSAGE_QUEUE, MESSAGE_SEQ, STATE
+from relier.core.record import MESSAGE_QUEUE, MESSAGE_SEQ, NAME, STATE
 from relier.phoenix.ledger import MAX_REPUBLISH, Ledger
 from relier.phoenix.port import LedgerPort
 from relier.phoenix.views import FACT_TASKS
@@ -125,8 +125,16 @@ def handle_unknown(ledger: LedgerPort, *, task_id: str, name: str, queue: str, b
     published again for a worker that has it), or ``ignored`` (a stale duplicate of a task that
     is not waiting for a claim any more).
     """
-    rec = ledger.record_fields(task_id, STATE, MESSAGE_QUEUE, MESSAGE_SEQ)
+    rec = ledger.record_fields(task_id, STATE, MESSAGE_QUEUE, MESSAGE_SEQ, NAME)
     known = rec.state != "unknown"
+    if known and rec.task_name and rec.task_name != name:
+        # The message's name is an unsigned header, and every doorbell Relier publishes
+        # carries the record's own name: this one is forged or misrouted. It must not decide
+        # the fate of the task whose id it carries (its own message still runs it).
+        log.error("task %s: a message named %r arrived for a record of task %r (forged or "
+                  "misrouted); ignored, the task is left untouched", task_id, name,
+                  rec.task_name)
+        return "ignored"
     if known:
         queue = rec.message_queue or queue
     workers = live_workers(ledger)
@@ -147,7 +155,7 @@ def handle_unknown(ledger: LedgerPort, *, task_id: str, name: str, queue: str, b
         )
         return "dead" if rejected else "ignored"
     # A plain Celery message (no ledger record): its bytes are all there is.
-    bounces = int(headers.get(UNKNOWN_HEADER) or 0)
+    bounces = _bounces(headers.get(UNKNOWN_HEADER))
     if able and bounces < MAX_REPUBLISH:
         message = _kombu_message(body, {**headers, UNKNOWN_HEADER: bounces + 1}, queue,
                                  content_type, content_encoding)
@@ -163,6 +171,19 @@ def handle_unknown(ledger: LedgerPort, *, task_id: str, name: str, queue: str, b
         raw=body, task_name=name, queue=queue,
     )
     return "dead" if recorded else "ignored"
+
+
+def _bounces(value: Any) -> int:
+    """The ``rl_unknown`` count of a message, read defensively.
+
+    It is an unsigned header, so anything odd counts as the limit: never an exception that
+    would lose the message, never a negative count that would bounce it forever.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REPUBLISH:
+        return value
+    if value is None:
+        return 0
+    return MAX_REPUBLISH
 
 
 def _unregistered_message(name: str, queue: str, lacking: list[str], task_id: str) -> str:

@@ -2,8 +2,9 @@
 -- dlq_release: send a dead-lettered task back to its own queue for a fresh start.
 --
 -- The fencing state restarts cleanly (the next claim opens a new epoch; the death count
--- returns to 0) while the history of every earlier attempt is kept. The task goes back to the
--- queue it was dispatched to, never to re-queue.
+-- returns to 0, and so do the hand-off and re-publication counts) while the history of every
+-- earlier attempt is kept. The task goes back to the queue it was dispatched to, never to
+-- re-queue.
 --
 -- KEYS[1] record        the task record hash
 -- KEYS[2] dlq           dead-letter index
@@ -26,7 +27,7 @@ if f[1] ~= 'dead' then return {0} end
 local now = now_ms()
 local entry = cjson.encode({a = tonumber(f[5]) or 0, w = '', ts = now, te = now, o = 'released', c = ''})
 redis.call('HSET', record, 'h', (f[4] or '') .. entry .. '\n')
-redis.call('HDEL', record, 'dr', 'dx', 'dm', 'tb', 'dd', 'w', 'rp', 'rpc')
+redis.call('HDEL', record, 'dr', 'dx', 'dm', 'tb', 'dd', 'w', 'rp', 'rpc', 'ho')
 local seq = redis.call('HINCRBY', qseq, f[2], 1)
 redis.call('HINCRBY', record, 'a', 1)
 redis.call('HSET', record, 's', 'queued', 'k', 0, 'sq', seq, 'mq', f[2])

@@ -21,7 +21,9 @@
 -- ARGV[2] worker_id
 -- ARGV[3] queue         the queue the message was delivered from
 -- ARGV[4] adopt         a sealed envelope to adopt a plain Celery message; '' otherwise
--- ARGV[5] adopt_name    task name of the adopted message
+-- ARGV[5] adopt_name    task name of the delivered message (Celery's unsigned 'task'
+--                       header): names the adopted task, and for an existing record must be
+--                       the record's own name ('' skips the check)
 -- ARGV[6] adopt_max_res max_resurrections of the adopted message
 -- ARGV[7] adopt_idem_ttl idempotency TTL of the adopted message (0: not idempotent)
 -- ARGV[8] result_ttl    seconds a record resolved here (idempotent duplicate) stays readable
@@ -36,6 +38,8 @@
 --                                          is recorded as its duplicate and must not run
 --   {4, idem_key}                          KEYS[7] is not the record's idempotency key:
 --                                          nothing was written; call again with idem_key
+--   {5, record_name}                       the message names another task than the record:
+--                                          a forged or misrouted message, nothing written
 --@include clock
 
 local record, envelope, pending, wtasks, workers, qclaimed, idem =
@@ -49,6 +53,14 @@ local lease = redis.call('ZSCORE', workers, worker_id)
 if not lease or tonumber(lease) < now then return {-2} end
 
 local state = redis.call('HGET', record, 's')
+-- The message's task name is an unsigned header. A message carrying this record's id under
+-- another task's name is not this record's message (Relier publishes every doorbell with the
+-- record's own name): it must neither consume the record's incarnation (the envelope check
+-- would then dead-letter a valid task) nor move any watermark.
+if state and ARGV[5] ~= '' then
+  local own = redis.call('HGET', record, 'n')
+  if own and own ~= ARGV[5] then return {5, own} end
+end
 if not state then
   if ARGV[4] == '' then return {-1} end
   -- A plain Celery message (.delay()) becomes a tracked task from its pickup on.
@@ -89,10 +101,15 @@ end
 
 if idem_key then
   local owner = redis.call('HMGET', idem, 't', 's', 'r')
-  if owner[1] and owner[1] ~= task_id then
+  -- The key committed by this very task id: its record expired (result TTL shorter than the
+  -- idempotency TTL) and a replayed or twice-published plain message adopted it again. The
+  -- body already ran once: resolve to the committed result like any duplicate (I5).
+  local own_commit = owner[1] == task_id and owner[2] == 'd'
+  if owner[1] and (owner[1] ~= task_id or own_commit) then
     -- Same key, different task: never run the body twice (I5). This record resolves to the
     -- owner's result instead, and expires like any completed record (task_complete).
-    redis.call('HSET', record, 's', 'done', 'dup', owner[1], 'te', now)
+    redis.call('HSET', record, 's', 'done', 'te', now)
+    if not own_commit then redis.call('HSET', record, 'dup', owner[1]) end
     if owner[2] == 'd' then redis.call('HSET', record, 'r', owner[3]) end
     redis.call('ZREM', pending, task_id)
     redis.call('EXPIRE', record, tonumber(ARGV[8]))

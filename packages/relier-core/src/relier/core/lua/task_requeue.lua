@@ -24,10 +24,11 @@
 -- ARGV[6] message       the kombu message; '' when the broker is another server (its
 --                       "rl_seq":0 header is stamped with the new sequence)
 -- ARGV[7] max_handoffs  hand-offs allowed per task (RELIER_MAX_HANDOFFS)
+-- ARGV[8] epoch         the incarnation to end; 0: whichever runs under the owner
 -- Returns: {1, seq} re-queued; {2} dead-lettered (max_resurrections_exceeded or
 --          max_handoffs_exceeded);
---          {0} the owner no longer holds the task, or (lease_expired) the owner's lease is
---              live (nothing written)
+--          {0} the owner no longer holds the task, another incarnation than ARGV[8] runs,
+--              or (lease_expired) the owner's lease is live (nothing written)
 --@include clock
 --@include history
 --@include message
@@ -46,11 +47,17 @@ if kind == 'lease_expired' then
   if deadline and tonumber(deadline) > now then return {0} end
 end
 
-local f = redis.call('HMGET', record, 's', 'w', 'k', 'mr')
+local f = redis.call('HMGET', record, 's', 'w', 'k', 'mr', 'ep')
 if f[1] ~= 'running' or f[2] ~= owner then
   redis.call('SREM', wtasks, task_id)
   return {0}
 end
+-- Every pool child claims under its parent's lease id, so the owner alone does not name a
+-- run: one child death is reported twice (the parent's child watch, then Celery's
+-- WorkerLostError), and a sibling child may have claimed the next run in between. A release
+-- naming the epoch of the run that died leaves that next run alone (and in the owner's set).
+local expected = tonumber(ARGV[8]) or 0
+if expected > 0 and tonumber(f[5]) ~= expected then return {0} end
 
 close_attempt(record, kind, ARGV[4], now)
 redis.call('SREM', wtasks, task_id)
