@@ -272,6 +272,50 @@ def test_never_claimed_limit_counts_only_since_the_last_claim(r: redis.Redis) ->
     assert r.hget(K.task("t1"), "rp") == b"3"  # the story keeps the total
 
 
+def test_a_bounce_counts_apart_from_never_claimed_and_ends_unregistered(r: redis.Redis
+                                                                          ) -> None:
+    """A worker lacking the task put it back for a busy one that has it: not a lost message."""
+    sc = scripts(r)
+    register(r)
+    dispatch(r)
+    for _ in range(3):
+        seq = int(r.hget(K.task("t1"), "sq") or 0)
+        assert sc.run(OPS.republish(task_id="t1", queue="default", seq=seq, message=b"M",
+                                    max_republish=3, bounce="busy: celery@big")).kind == "done"
+    assert (r.hget(K.task("t1"), "rp"), r.hget(K.task("t1"), "ub")) == (None, b"3")
+    assert claim(r, queue="default").kind == "claimed"
+    assert r.hget(K.task("t1"), "ub") is None  # counted since the last claim
+    sc.run(OPS.requeue(task_id="t1", owner="w1", kind="handoff", cause="drain",
+                       queue="default", message=b"H"))
+    for _ in range(3):
+        seq = int(r.hget(K.task("t1"), "sq") or 0)
+        assert sc.run(OPS.republish(task_id="t1", queue="default", seq=seq, message=b"M",
+                                    max_republish=3, bounce="busy: celery@big")).kind == "done"
+    seq = int(r.hget(K.task("t1"), "sq") or 0)
+    assert sc.run(OPS.republish(task_id="t1", queue="default", seq=seq, message=b"M",
+                                max_republish=3, bounce="busy: celery@big")).kind == "dead"
+    rec = r.hgetall(K.task("t1"))
+    assert (rec[b"s"], rec[b"dr"], rec[b"dm"]) == (b"dead", b"UnregisteredTask",
+                                                     b"busy: celery@big")
+    assert r.zscore(K.dlq, "t1") is not None
+    assert r.zscore(K.pending("default"), "t1") is None
+    assert history(r)[-1]["o"] == "rejected"
+    assert sc.run(OPS.release(task_id="t1", queue="default", message=b"R")).kind == "done"
+    assert r.hget(K.task("t1"), "ub") is None  # a release starts afresh
+
+
+def test_a_stale_republish_keeps_the_index_entry_of_the_newer_message(r: redis.Redis) -> None:
+    """Two callers saw the same sequence: the loser must not unindex the winner's message."""
+    sc = scripts(r)
+    dispatch(r)
+    won = sc.run(OPS.republish(task_id="t1", queue="default", seq=1, message=b"M2",
+                               max_republish=10))
+    assert won.kind == "done"
+    assert sc.run(OPS.republish(task_id="t1", queue="default", seq=1, message=b"M3",
+                                max_republish=10, bounce="x")).kind == "skipped"
+    assert r.zscore(K.pending("default"), "t1") == won.seq
+
+
 def test_idempotent_duplicate_at_claim_never_runs(r: redis.Redis) -> None:
     register(r)
     idem = K.idempotency("app.job", "k")

@@ -18,8 +18,8 @@ from relier.core.queues import RECOVERY_QUEUE
 from relier.core.record import TaskRecord
 from relier.core.settings import Settings
 from relier.phoenix.checkpoints import CheckpointStore
-from relier.phoenix.ledger import MAX_REPUBLISH
-from relier.phoenix.views import WorkerInfo
+from relier.phoenix.ledger import MAX_BOUNCES, MAX_REPUBLISH
+from relier.phoenix.views import WorkerInfo, decode_worker
 
 __all__ = ["Rec", "StubLedger", "settings_for_tests"]
 
@@ -50,6 +50,7 @@ class Rec:
     message_queue: str = ""
     message_seq: int = 0
     republished: int = 0
+    bounces: int = 0
     handoffs: int = 0
     reason: str = ""
     exc_type: str = ""
@@ -114,6 +115,7 @@ class StubLedger:
                 return ClaimReply("idempotent_duplicate", other_task_id=other, result=result)
         rec.epoch += 1
         rec.state, rec.owner = "running", worker_id
+        rec.bounces = 0  # bounces count since the last claim
         self.owned.setdefault(worker_id, set()).add(task_id)
         return ClaimReply("claimed", epoch=rec.epoch, attempt=rec.attempt,
                           resurrections=rec.resurrections,
@@ -201,14 +203,21 @@ class StubLedger:
         rec.message_queue, rec.message_seq = RECOVERY_QUEUE, next(self._seq)
         return TransitionReply("done", seq=rec.message_seq)
 
-    def republish(self, task_id: str, queue: str, seq: int) -> TransitionReply:
-        self.calls.append(f"republish:{task_id}")
+    def republish(self, task_id: str, queue: str, seq: int, *, bounce: str = ""
+                  ) -> TransitionReply:
+        self.calls.append(f"republish:{task_id}" + (":bounce" if bounce else ""))
         rec = self.records.get(task_id)
         if rec is None or rec.state != "queued" or rec.message_seq != seq:
             return TransitionReply("skipped")
-        rec.republished += 1
-        if rec.republished > MAX_REPUBLISH:
-            return self._dead(rec, "NeverClaimed")
+        if bounce:  # counted apart from lost messages, with its own limit and reason
+            rec.bounces += 1
+            if rec.bounces > MAX_BOUNCES:
+                rec.message = bounce
+                return self._dead(rec, "UnregisteredTask")
+        else:
+            rec.republished += 1
+            if rec.republished > MAX_REPUBLISH:
+                return self._dead(rec, "NeverClaimed")
         rec.message_seq = next(self._seq)
         return TransitionReply("done", seq=rec.message_seq)
 
@@ -231,6 +240,7 @@ class StubLedger:
                           state=rec.state,  # type: ignore[arg-type]
                           epoch=rec.epoch, owner=rec.owner, message_queue=rec.message_queue,
                           message_seq=rec.message_seq, reason=rec.reason,
+                          message=rec.message, bounces=rec.bounces,
                           idempotency_key=rec.idem_key)
 
     # -- workers -------------------------------------------------------------------------------
@@ -265,8 +275,8 @@ class StubLedger:
     def worker(self, worker_id: str) -> WorkerInfo | None:
         if worker_id not in self.leases:
             return None
-        return WorkerInfo(worker_id=worker_id, deadline_ms=self.leases[worker_id],
-                          hostname=self.facts.get(worker_id, {}).get("hostname", ""))
+        return decode_worker(worker_id, self.facts.get(worker_id, {}),
+                             deadline_ms=self.leases[worker_id])
 
     def workers(self, *, live_only: bool = False, running: bool = False) -> list[WorkerInfo]:
         found = [self.worker(w) for w in self.leases

@@ -368,14 +368,20 @@ class Ops:
         message: bytes,
         max_republish: int,
         idem_key: str = "",
+        bounce: str = "",
     ) -> Call[TransitionReply]:
-        """Publish again the lost message of a queued task (compare-and-set on ``seq``)."""
+        """Publish again the lost message of a queued task (compare-and-set on ``seq``).
+
+        With ``bounce`` (the dead-letter message for when the bounces pass ``max_republish``),
+        a worker lacking the task puts it back for a busy live worker that has it: counted
+        apart from lost messages, dead-lettered as ``UnregisteredTask`` past the limit.
+        """
         k = self.keys
         return Call(
             "task_republish",
             [k.task(task_id), k.pending(queue), k.queue_seq, k.broker_list(queue), k.dlq,
              idem_key or k.task(task_id)],
-            [task_id, seq, message, max_republish],
+            [task_id, seq, message, max_republish, bounce],
             _parse_transition,
         )
 

@@ -38,6 +38,7 @@ from relier.core.codec import text
 
 __all__ = [
     "ATTEMPT",
+    "BOUNCES",
     "CHECKPOINT",
     "DEAD_MS",
     "DEAD_REASON",
@@ -101,6 +102,7 @@ DUPLICATE_OF: Final = "dup"
 CHECKPOINT: Final = "ck"
 REPUBLISHED: Final = "rp"
 REPUBLISHED_AT_CLAIM: Final = "rpc"
+BOUNCES: Final = "ub"
 HANDOFFS: Final = "ho"
 DEAD_REASON: Final = "dr"
 EXC_TYPE: Final = "dx"
@@ -199,6 +201,10 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field(REPUBLISHED_AT_CLAIM, "republished_at_claim", "int",
           "REPUBLISHED at the last claim (the NeverClaimed limit counts from there)",
           ("dlq_release", "task_claim"), ("task_republish",)),
+    Field(BOUNCES, "bounces", "int",
+          "re-publications since the last claim by workers lacking the task, for a busy live "
+          "worker that registered it (not NeverClaimed; past their own limit UnregisteredTask)",
+          ("dlq_release", "task_claim", "task_republish")),
     Field(HANDOFFS, "handoffs", "int", "hand-offs (drain, shutdown), capped by "
           "RELIER_MAX_HANDOFFS; 0 again on release", ("dlq_release", "task_requeue")),
     Field(DEAD_REASON, "reason", "str", "why it was dead-lettered", _DEAD),
@@ -257,6 +263,7 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     legacy: bool = False
     republished: int = 0
     republished_at_claim: int = 0
+    bounces: int = 0
     handoffs: int = 0
     message_queue: str = ""
     message_seq: int = 0
@@ -305,7 +312,8 @@ def decode_record(task_id: str, fields: Mapping[Any, Any], envelope: bytes | Non
         result=f(RESULT), duplicate_of=text(f(DUPLICATE_OF)),
         idempotency_key=text(f(IDEM_KEY)), idempotency_ttl=_int(f(IDEM_TTL)),
         legacy=text(f(LEGACY)) == "1", republished=_int(f(REPUBLISHED)),
-        republished_at_claim=_int(f(REPUBLISHED_AT_CLAIM)), handoffs=_int(f(HANDOFFS)),
+        republished_at_claim=_int(f(REPUBLISHED_AT_CLAIM)), bounces=_int(f(BOUNCES)),
+        handoffs=_int(f(HANDOFFS)),
         message_queue=text(f(MESSAGE_QUEUE)), message_seq=_int(f(MESSAGE_SEQ)),
         traceparent=text(f(TRACEPARENT)), reason=text(f(DEAD_REASON)),
         exc_type=text(f(EXC_TYPE)), message=text(f(EXC_MESSAGE)),

@@ -92,7 +92,7 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec(
             "task_republish",
             ("record", "pending", "qseq", "queue_list", "dlq", "idem"),
-            ("task_id", "seq", "message", "max_republish"),
+            ("task_id", "seq", "message", "max_republish", "bounce"),
         ),
         ScriptSpec(
             "task_reject",

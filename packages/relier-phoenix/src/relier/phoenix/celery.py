@@ -9,7 +9,8 @@
   process lives) releases that task at once, with the signal or exit code as the cause (I4);
 - ``worker_shutting_down`` (SIGTERM) starts the drain;
 - ``task_unknown`` (a message for a task this worker did not register, which Celery drops)
-  re-queues the task for a worker that has it, or dead-letters it as ``UnregisteredTask``.
+  puts the task back, after a delay, for a worker that has it, or dead-letters it as
+  ``UnregisteredTask``.
 
 The bootstep also publishes the worker's registered Relier task names in its facts, and warns
 loudly when there is none (the worker would run nothing).
@@ -260,7 +261,11 @@ def _on_task_unknown(sender: Any = None, message: Any = None, name: str | None =
     if outcome == "dead":
         log.error("task %s dead-lettered as UnregisteredTask: no live worker registered %r "
                   "(`rl dlq show %s`)", task_id, name, task_id)
-    elif outcome in ("requeued", "put_back"):
+    elif outcome == "deferred":
+        log.warning("task %s (%s) is not registered by this worker (%s); the workers that have "
+                    "it are busy, it is put back for them shortly", task_id, name,
+                    keeper.hostname)
+    elif outcome == "put_back":
         log.warning("task %s (%s) is not registered by this worker (%s); re-queued for a worker "
                     "that has it", task_id, name, keeper.hostname)
 

@@ -77,12 +77,18 @@ from relier.phoenix.views import (
     decode_worker,
 )
 
-__all__ = ["MAX_REPUBLISH", "RECOVERY_QUEUE", "Ledger", "PreparedDispatch", "retry_transient"]
+__all__ = ["MAX_BOUNCES", "MAX_REPUBLISH", "RECOVERY_QUEUE", "Ledger", "PreparedDispatch",
+           "retry_transient"]
 
 log = logging.getLogger("relier.phoenix")
 
 #: How many times a queued task's lost message is re-published before it is dead-lettered.
 MAX_REPUBLISH = 10
+#: How many times, since its last claim, workers lacking a task may put it back for a busy live
+#: worker that registered it before it is dead-lettered as ``UnregisteredTask``. Counted apart
+#: from ``MAX_REPUBLISH`` and generous: with the back-off of ``relier.phoenix.registry`` (at
+#: most 2.5 s apart at the default grace period) it is about ten minutes of waiting.
+MAX_BOUNCES = 240
 
 #: A resurrector counts as live for ``rl doctor`` when its last pass is this recent.
 RESURRECTOR_LIVE_MS = 10_000
@@ -319,8 +325,15 @@ class Ledger:
         return rec.task_name, to, rec.idempotency_key, build_message(
             task_id, rec.task_name, to, rec.idempotency_key, rec.traceparent)
 
-    def republish(self, task_id: str, queue: str, seq: int) -> TransitionReply:
-        """Publish again the message of a queued task whose message was lost."""
+    def republish(self, task_id: str, queue: str, seq: int, *, bounce: str = ""
+                  ) -> TransitionReply:
+        """Publish again the message of a queued task whose message was lost.
+
+        With ``bounce``, a worker that lacks the task puts it back for a busy live worker that
+        registered it: not counted toward ``MAX_REPUBLISH`` (NeverClaimed) but toward
+        ``MAX_BOUNCES``, past which the task is dead-lettered as ``UnregisteredTask`` with
+        ``bounce`` as its message.
+        """
         found = self._doorbell(task_id, queue)
         if found is None:
             self._client.zrem(self._keys.pending(queue), task_id)
@@ -328,7 +341,8 @@ class Ledger:
         _, _, idem_key, message = found
         reply = self._scripts.run(self._ops.republish(
             task_id=task_id, queue=queue, seq=seq, message=message if self.fused else b"",
-            max_republish=MAX_REPUBLISH, idem_key=idem_key,
+            max_republish=MAX_BOUNCES if bounce else MAX_REPUBLISH, idem_key=idem_key,
+            bounce=bounce,
         ))
         return self._publish(queue, message, reply)
 

@@ -5,10 +5,13 @@ Celery ones, not Celery's built-in ``celery.*``), as a JSON array in the ``tasks
 facts hash (``rl:w:{<worker id>}``), when it takes its lease. From that:
 
 - a worker that receives a message for a name it does not know (Celery's ``task_unknown``
-  signal; Celery has already dropped the message) re-queues the task through the ledger when
-  some live worker consuming its queue registered the name (bounded like every
-  re-publication), and otherwise dead-letters it at once as ``UnregisteredTask``, naming the
-  task and the workers that lack it, instead of letting it expire as ``NeverClaimed``;
+  signal; Celery has already dropped the message) puts the task back through the ledger when
+  some live worker consuming its queue registered the name, and otherwise dead-letters it at
+  once as ``UnregisteredTask``, naming the task and the workers that lack it, instead of
+  letting it expire as ``NeverClaimed``. The worker that has it may be busy, and then this
+  worker takes the message straight back: so the put-back waits (``bounce_delay``, from a
+  timer thread, never Celery's consumer) and counts apart from lost messages (``MAX_BOUNCES``,
+  then ``UnregisteredTask`` naming the busy workers), not toward NeverClaimed;
 - ``rl doctor`` fails while queued tasks carry a name no live worker registered;
 - ``rl worker list`` shows each worker's tasks.
 """
@@ -16,23 +19,29 @@ facts hash (``rl:w:{<worker id>}``), when it takes its lease. From that:
 from __future__ import annotations
 
 import base64
+import functools
 import logging
+import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from relier.core.record import MESSAGE_QUEUE, MESSAGE_SEQ, NAME, STATE
-from relier.phoenix.ledger import MAX_REPUBLISH, Ledger
+from relier.core.record import BOUNCES, MESSAGE_QUEUE, MESSAGE_SEQ, NAME, STATE
+from relier.phoenix.ledger import MAX_BOUNCES, MAX_REPUBLISH, Ledger
 from relier.phoenix.port import LedgerPort
 from relier.phoenix.views import FACT_TASKS
 
 __all__ = [
+    "BOUNCE_DELAY",
+    "BOUNCE_DELAY_MAX",
     "TASKS_FACT",
     "UNKNOWN_HEADER",
+    "Later",
     "LiveWorker",
+    "bounce_delay",
     "handle_unknown",
     "live_workers",
     "registered_task_names",
@@ -47,6 +56,40 @@ TASKS_FACT = FACT_TASKS
 #: Header counting how often a plain Celery message was put back for another worker (it has
 #: no ledger record to count in).
 UNKNOWN_HEADER = "rl_unknown"
+#: Seconds before a task bounced for a busy worker is put back, doubled per bounce since its
+#: last claim, up to ``BOUNCE_DELAY_MAX``.
+BOUNCE_DELAY = 0.5
+BOUNCE_DELAY_MAX = 5.0
+
+#: Runs an action after a delay, without blocking the caller: ``later(seconds, action)``.
+Later = Callable[[float, Callable[[], None]], None]
+
+
+def bounce_delay(bounces: int, grace: float) -> float:
+    """Seconds to wait before putting back a task bounced ``bounces`` times since its claim.
+
+    0.5 s doubling to 5 s: a busy worker that has the task gets seconds to free up instead of
+    the worker lacking it taking the message straight back in a busy loop. Never more than
+    half ``grace`` (``RELIER_RESURRECTION_CLAIM_GRACE_PERIOD``): while the delay runs the
+    task's message is in no list, and a resurrector takes a message unclaimed for the grace
+    period for lost and re-publishes it, which counts toward NeverClaimed.
+    """
+    return max(0.05, min(BOUNCE_DELAY * (1 << min(bounces, 16)), BOUNCE_DELAY_MAX, grace / 2))
+
+
+def _timer(delay: float, action: Callable[[], None]) -> None:
+    # A daemon thread: Celery's consumer thread, which fired task_unknown, must not wait, and a
+    # pending timer must not hold up the worker's exit. If the worker dies first, the task is
+    # still `queued` in the ledger with its old sequence in the pending index, and that
+    # message has left its list unclaimed: the resurrector's lost-message pass re-publishes it
+    # once the queue's claim watermark (or, with the list empty, its publish counter) has been
+    # past that sequence for the grace period (Resurrector._recover_lost_messages; shown by
+    # tests-integration/attack/test_unknown_bounce.py, the test of a bounce lost with its
+    # worker). That needs a resurrector running, as every lost message does.
+    timer = threading.Timer(delay, action)
+    timer.daemon = True
+    timer.name = "relier-bounce"
+    timer.start()
 
 
 def registered_task_names(tasks: Mapping[str, Any]) -> list[str]:
@@ -116,16 +159,17 @@ def unregistered_queued(ledger: Ledger, queues: Iterable[str], sample: int = 500
 
 
 def handle_unknown(ledger: LedgerPort, *, task_id: str, name: str, queue: str, body: bytes,
-                   headers: Mapping[str, Any], content_type: str, content_encoding: str
-                   ) -> str:
+                   headers: Mapping[str, Any], content_type: str, content_encoding: str,
+                   later: Later = _timer) -> str:
     """A message for ``name`` reached a worker that has no such task: never drop it silently.
 
-    Returns what was done: ``requeued`` (through the ledger, for a live worker that has it),
-    ``dead`` (dead-lettered as ``UnregisteredTask``), ``put_back`` (a plain Celery message
-    published again for a worker that has it), or ``ignored`` (a stale duplicate of a task that
-    is not waiting for a claim any more).
+    Returns what was done: ``deferred`` (put back through the ledger for a live worker that has
+    it, after ``bounce_delay``, by ``later``), ``dead`` (dead-lettered as
+    ``UnregisteredTask``), ``put_back`` (a plain Celery message published again for a worker
+    that has it), or ``ignored`` (a stale duplicate of a task that is not waiting for a claim
+    any more).
     """
-    rec = ledger.record_fields(task_id, STATE, MESSAGE_QUEUE, MESSAGE_SEQ, NAME)
+    rec = ledger.record_fields(task_id, STATE, MESSAGE_QUEUE, MESSAGE_SEQ, NAME, BOUNCES)
     known = rec.state != "unknown"
     if known and rec.task_name and rec.task_name != name:
         # The message's name is an unsigned header, and every doorbell Relier publishes
@@ -144,10 +188,15 @@ def handle_unknown(ledger: LedgerPort, *, task_id: str, name: str, queue: str, b
         if rec.state != "queued":
             return "ignored"  # a duplicate message; the task itself is running or finished
         if able and rec.message_seq:
-            reply = ledger.republish(task_id, queue, rec.message_seq)
-            if reply.kind == "done":
-                return "requeued"
-            return "dead" if reply.kind == "dead" else "ignored"
+            # The workers that have it are busy (else one of them would have taken the
+            # message): wait for them, then put it back; the sequence makes the later
+            # re-publication a no-op if anything moved the task meanwhile.
+            busy = sorted({w.hostname for w in able})
+            delay = bounce_delay(rec.bounces, ledger.settings.resurrection_claim_grace_period)
+            later(delay, functools.partial(
+                _bounce, ledger, task_id, queue, rec.message_seq,
+                _busy_message(name, queue, busy, lacking, task_id)))
+            return "deferred"
         rejected = ledger.reject(
             task_id=task_id, queue=queue, reason="UnregisteredTask",
             exc_type="celery.exceptions.NotRegistered",
@@ -171,6 +220,29 @@ def handle_unknown(ledger: LedgerPort, *, task_id: str, name: str, queue: str, b
         raw=body, task_name=name, queue=queue,
     )
     return "dead" if recorded else "ignored"
+
+
+def _bounce(ledger: LedgerPort, task_id: str, queue: str, seq: int, message: str) -> None:
+    """Put a task back for a busy worker that has it (run by a timer; never raises)."""
+    try:
+        reply = ledger.republish(task_id, queue, seq, bounce=message)
+    except Exception:
+        log.exception("task %s: could not put it back on %s for a worker that has it; the "
+                      "resurrector's lost-message pass re-publishes it", task_id, queue)
+        return
+    if reply.kind == "dead":
+        log.error("task %s dead-lettered as UnregisteredTask: %s", task_id, message)
+
+
+def _busy_message(name: str, queue: str, busy: list[str], lacking: list[str], task_id: str
+                  ) -> str:
+    return (
+        f"the live workers consuming {queue!r} that registered task {name!r} "
+        f"({', '.join(busy)}) never claimed it: workers without it "
+        f"({', '.join(lacking) or 'none'}) put it back {MAX_BOUNCES} times while they stayed "
+        "busy. Give those workers more capacity, or make the others import the task's module "
+        f"(RELIER_IMPORTS), then `rl dlq release {task_id}`"
+    )
 
 
 def _bounces(value: Any) -> int:

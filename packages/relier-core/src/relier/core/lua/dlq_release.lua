@@ -27,7 +27,7 @@ if f[1] ~= 'dead' then return {0} end
 local now = now_ms()
 local entry = cjson.encode({a = tonumber(f[5]) or 0, w = '', ts = now, te = now, o = 'released', c = ''})
 redis.call('HSET', record, 'h', (f[4] or '') .. entry .. '\n')
-redis.call('HDEL', record, 'dr', 'dx', 'dm', 'tb', 'dd', 'w', 'rp', 'rpc', 'ho')
+redis.call('HDEL', record, 'dr', 'dx', 'dm', 'tb', 'dd', 'w', 'rp', 'rpc', 'ub', 'ho')
 local seq = redis.call('HINCRBY', qseq, f[2], 1)
 redis.call('HINCRBY', record, 'a', 1)
 redis.call('HSET', record, 's', 'queued', 'k', 0, 'sq', seq, 'mq', f[2])

@@ -128,6 +128,9 @@ redis.call('HSET', record, 's', 'running', 'w', worker_id, 'ts', now)
 -- otherwise hand-offs (drain, child death) would drift a healthy task into the DLQ.
 local rp = redis.call('HGET', record, 'rp')
 if rp then redis.call('HSET', record, 'rpc', rp) end
+-- Bounces (a worker lacking the task put it back for a busy one that has it) count since the
+-- last claim too: the busy worker freed up, so a later bounce starts a new wait.
+redis.call('HDEL', record, 'ub')
 redis.call('ZREM', pending, task_id)
 redis.call('SADD', wtasks, task_id)
 advance_watermark()

@@ -6,6 +6,12 @@
 -- worker died before recording it). A compare-and-set on the sequence makes replicas and
 -- repeats harmless; if the old message turns up after all, the claim drops the second copy.
 --
+-- A worker that received the task's message but lacks the task calls it too (ARGV[5] set),
+-- after a delay, when a live worker consuming the queue registered the task but is busy. Such
+-- a bounce proves nothing about lost messages, so it counts apart ('ub', since the last claim)
+-- and does not bring the task closer to NeverClaimed; past its own limit the task is
+-- dead-lettered as UnregisteredTask with ARGV[5] as its message (the busy workers named).
+--
 -- KEYS[1] record        the task record hash
 -- KEYS[2] pending       unclaimed-task index of the task's message queue
 -- KEYS[3] qseq          last broker sequence per queue
@@ -16,9 +22,14 @@
 -- ARGV[2] seq           the sequence the caller saw; anything else means the task moved on
 -- ARGV[3] message       the kombu message; '' when the broker is another server (its
 --                       "rl_seq":0 header is stamped with the new sequence)
--- ARGV[4] max_republish re-publications allowed before the task is dead-lettered
--- Returns: {1, seq} republished; {2} dead-lettered (never claimed);
---          {0} no longer waiting for a claim (its index entry is dropped)
+-- ARGV[4] max_republish re-publications (bounces, with ARGV[5]) allowed before the task is
+--                       dead-lettered
+-- ARGV[5] bounce        '' for a lost message; else the dead-letter message to use when the
+--                       bounces pass ARGV[4]
+-- Returns: {1, seq} republished; {2} dead-lettered (never claimed, or unregistered by any
+--          worker that is free);
+--          {0} no longer waiting for a claim under that sequence (a stale index entry is
+--          dropped)
 --@include clock
 --@include history
 --@include message
@@ -27,23 +38,41 @@ local record, pending, qseq, list, dlq, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4
 local task_id = ARGV[1]
 local f = redis.call('HMGET', record, 's', 'sq', 'mq')
 if f[1] ~= 'queued' or f[2] ~= ARGV[2] then
-  redis.call('ZREM', pending, task_id)
+  -- Drop only the stale entry: a task still queued under a newer sequence (another caller
+  -- re-published it first) keeps its index entry, or a loss of that message would go unseen.
+  local score = redis.call('ZSCORE', pending, task_id)
+  if f[1] ~= 'queued' or (score and tonumber(score) == tonumber(ARGV[2])) then
+    redis.call('ZREM', pending, task_id)
+  end
   return {0}
 end
 
 local now = now_ms()
-local count = redis.call('HINCRBY', record, 'rp', 1)
-  - tonumber(redis.call('HGET', record, 'rpc') or 0)
-if count > tonumber(ARGV[4]) then
-  close_attempt(record, 'never_claimed', 'message delivered ' .. (count - 1) ..
-    ' times without a claim', now)
-  redis.call('HSET', record, 's', 'dead', 'dr', 'NeverClaimed', 'dx', '',
-    'dm', 'no worker claimed the task after ' .. (count - 1) .. ' deliveries: is its module ' ..
-    'imported by the workers (RELIER_IMPORTS) and its queue consumed?', 'tb', '', 'dd', now)
-  redis.call('ZREM', pending, task_id)
-  redis.call('ZADD', dlq, now, task_id)
-  if redis.call('HGET', idem, 't') == task_id then redis.call('DEL', idem) end
-  return {2}
+if ARGV[5] ~= '' then
+  local bounces = redis.call('HINCRBY', record, 'ub', 1)
+  if bounces > tonumber(ARGV[4]) then
+    close_attempt(record, 'rejected', 'UnregisteredTask', now)
+    redis.call('HSET', record, 's', 'dead', 'dr', 'UnregisteredTask',
+      'dx', 'celery.exceptions.NotRegistered', 'dm', ARGV[5], 'tb', '', 'dd', now)
+    redis.call('ZREM', pending, task_id)
+    redis.call('ZADD', dlq, now, task_id)
+    if redis.call('HGET', idem, 't') == task_id then redis.call('DEL', idem) end
+    return {2}
+  end
+else
+  local count = redis.call('HINCRBY', record, 'rp', 1)
+    - tonumber(redis.call('HGET', record, 'rpc') or 0)
+  if count > tonumber(ARGV[4]) then
+    close_attempt(record, 'never_claimed', 'message delivered ' .. (count - 1) ..
+      ' times without a claim', now)
+    redis.call('HSET', record, 's', 'dead', 'dr', 'NeverClaimed', 'dx', '',
+      'dm', 'no worker claimed the task after ' .. (count - 1) .. ' deliveries: is its module ' ..
+      'imported by the workers (RELIER_IMPORTS) and its queue consumed?', 'tb', '', 'dd', now)
+    redis.call('ZREM', pending, task_id)
+    redis.call('ZADD', dlq, now, task_id)
+    if redis.call('HGET', idem, 't') == task_id then redis.call('DEL', idem) end
+    return {2}
+  end
 end
 local seq = redis.call('HINCRBY', qseq, f[3], 1)
 redis.call('HSET', record, 'sq', seq)
