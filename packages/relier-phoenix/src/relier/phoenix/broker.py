@@ -16,10 +16,18 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from collections.abc import Mapping
 
 import msgspec
 
-__all__ = ["IDEM_HEADER", "RELIER_HEADER", "SEQ_HEADER", "build_message", "stamp_seq"]
+__all__ = [
+    "IDEM_HEADER",
+    "RELIER_HEADER",
+    "SEQ_HEADER",
+    "build_message",
+    "kombu_message",
+    "stamp_seq",
+]
 
 #: Header that marks a message as a Relier doorbell.
 RELIER_HEADER = "rl"
@@ -87,13 +95,20 @@ def build_message(task_id: str, task_name: str, queue: str, idem_key: str = "",
         headers[IDEM_HEADER] = idem_key
     if traceparent:
         headers[TRACE_HEADER] = traceparent
+    return kombu_message(_BODY, headers, queue, correlation_id=task_id)
+
+
+def kombu_message(body_base64: str, headers: Mapping[str, object], queue: str, *,
+                  correlation_id: str, content_type: str = "application/json",
+                  content_encoding: str = "utf-8") -> bytes:
+    """A message as kombu's Redis transport stores it in a queue's list (body in base64)."""
     return _encoder.encode({
-        "body": _BODY,
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": headers,
+        "body": body_base64,
+        "content-encoding": content_encoding,
+        "content-type": content_type,
+        "headers": dict(headers),
         "properties": {
-            "correlation_id": task_id,
+            "correlation_id": correlation_id,
             "reply_to": "",
             "delivery_mode": 2,
             "delivery_info": {"exchange": "", "routing_key": queue},

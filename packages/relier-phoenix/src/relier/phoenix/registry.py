@@ -22,14 +22,12 @@ import base64
 import functools
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
 from relier.core.record import BOUNCES, MESSAGE_QUEUE, MESSAGE_SEQ, NAME, STATE
+from relier.phoenix.broker import kombu_message
 from relier.phoenix.ledger import MAX_BOUNCES, MAX_REPUBLISH, Ledger
 from relier.phoenix.port import LedgerPort
 from relier.phoenix.views import FACT_TASKS
@@ -206,8 +204,11 @@ def handle_unknown(ledger: LedgerPort, *, task_id: str, name: str, queue: str, b
     # A plain Celery message (no ledger record): its bytes are all there is.
     bounces = _bounces(headers.get(UNKNOWN_HEADER))
     if able and bounces < MAX_REPUBLISH:
-        message = _kombu_message(body, {**headers, UNKNOWN_HEADER: bounces + 1}, queue,
-                                 content_type, content_encoding)
+        message = kombu_message(
+            base64.b64encode(body).decode(), {**headers, UNKNOWN_HEADER: bounces + 1}, queue,
+            correlation_id=str(headers.get("id", "")),
+            content_type=content_type or "application/json",
+            content_encoding=content_encoding or "utf-8")
         ledger.put_back(queue, message)
         return "put_back"
     detail = _unregistered_message(name, queue, lacking, task_id)
@@ -266,22 +267,3 @@ def _unregistered_message(name: str, queue: str, lacking: list[str], task_id: st
         f"`rl dlq release {task_id}`"
     )
 
-
-def _kombu_message(body: bytes, headers: Mapping[str, Any], queue: str, content_type: str,
-                   content_encoding: str) -> bytes:
-    """A message as kombu's Redis transport stores it (body base64-encoded)."""
-    return msgspec.json.encode({
-        "body": base64.b64encode(body).decode(),
-        "content-encoding": content_encoding or "utf-8",
-        "content-type": content_type or "application/json",
-        "headers": dict(headers),
-        "properties": {
-            "correlation_id": headers.get("id", ""),
-            "reply_to": "",
-            "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": queue},
-            "priority": 0,
-            "body_encoding": "base64",
-            "delivery_tag": str(uuid.uuid4()),
-        },
-    })
