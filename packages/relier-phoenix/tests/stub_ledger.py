@@ -76,6 +76,9 @@ class StubLedger:
         self.put_back_messages: list[tuple[str, bytes]] = []
         self.resurrector_passes: list[str] = []
         self.calls: list[str] = []
+        #: Scheduled tasks: id -> due time (ms); promote_due moves the due ones to ``promoted``.
+        self.due: dict[str, int] = {}
+        self.promoted: list[str] = []
         self._seq = itertools.count(1)
 
     # -- test set-up -------------------------------------------------------------------------------
@@ -92,7 +95,8 @@ class StubLedger:
     # -- one run -----------------------------------------------------------------------------------
     def claim(self, *, task_id: str, worker_id: str, queue: str, idem_key: str = "",
               message_seq: str = "", adopt: bytes = b"", adopt_name: str = "",
-              adopt_max_resurrections: int = 0, adopt_idem_ttl: int = 0) -> ClaimReply:
+              adopt_max_resurrections: int = 0, adopt_idem_ttl: int = 0,
+              adopt_plain: bool = False) -> ClaimReply:
         self.calls.append(f"claim:{idem_key}")
         if self.leases.get(worker_id, -1) < self.now_ms:
             return ClaimReply("no_lease")
@@ -300,6 +304,14 @@ class StubLedger:
         due = sorted(w for w, d in self.leases.items() if d <= self.now_ms)[:limit]
         later = [d for d in self.leases.values() if d > self.now_ms]
         return ScanReply(self.now_ms, min(later) if later else -1, due)
+
+    def promote_due(self, limit: int) -> tuple[int, int]:
+        ready = sorted((d, t) for t, d in self.due.items() if d <= self.now_ms)[:limit]
+        for _, task_id in ready:
+            del self.due[task_id]
+            self.promoted.append(task_id)
+        later = [d for d in self.due.values() if d > self.now_ms]
+        return len(ready), min(later) - self.now_ms if later else -1
 
     def queue_depth(self, queue: str) -> int:
         return self.depths.get(queue, 0)

@@ -458,3 +458,21 @@ def test_resurrections_pause_while_the_recovery_queue_is_deep() -> None:
     ledger.depths = {RECOVERY_QUEUE: 4}  # room for one: the budget is what is left
     report, _ = resurrector(ledger).run_pass()
     assert (report.throttled, report.requeued) == (False, 1)
+
+
+def test_due_scheduled_tasks_are_promoted_and_the_next_due_time_sets_the_sleep() -> None:
+    ledger = StubLedger()
+    ledger.due = {"now": ledger.now_ms - 1, "soon": ledger.now_ms + 40, "later": ledger.now_ms
+                  + 60_000}
+    report, sleep_for = resurrector(ledger).run_pass()
+    assert (report.promoted, ledger.promoted) == (1, ["now"])
+    assert sleep_for == pytest.approx(0.04)
+
+
+def test_promotion_goes_on_while_the_recovery_queue_is_deep() -> None:
+    ledger = StubLedger(settings_for_tests(resurrection_max_queue_depth="5"))
+    ledger.depths = {RECOVERY_QUEUE: 5}
+    ledger.due = {"t1": ledger.now_ms}
+    report, _ = resurrector(ledger).run_pass()
+    assert report.throttled
+    assert ledger.promoted == ["t1"]

@@ -12,6 +12,10 @@ Layout (prefix ``rl``, see ``RELIER_KEY_PREFIX``)::
                                         kept while dead-lettered)
     rl:e:{<task id>}            string  the task's sealed envelope, same lifetime as the record
                                         (apart, so the record stays a compact listpack)
+    rl:m:{<task id>}            string  the message a scheduled task's promotion pushes
+                                        (deleted at promotion)
+    rl:due                      zset    task id -> due time (ms, Redis clock) of scheduled
+                                        tasks (countdown, eta)
     rl:pending:<queue>          zset    task id -> broker sequence, for tasks whose message
                                         has not been claimed yet (lost-message detection)
     rl:qseq                     hash    queue -> last sequence number published
@@ -54,19 +58,31 @@ class Keys:
         """The task's sealed envelope (string), kept beside its record."""
         return f"{self.prefix}:e:{{{task_id}}}"
 
+    def scheduled(self, task_id: str) -> str:
+        """The message a scheduled task's promotion pushes (string), beside its record."""
+        return f"{self.prefix}:m:{{{task_id}}}"
+
+    @property
+    def due(self) -> str:
+        """Scheduled tasks: task id -> due time in ms of the Redis clock (zset)."""
+        return f"{self.prefix}:due"
+
     # -- broker bookkeeping --------------------------------------------------------------------
     def pending(self, queue: str) -> str:
         """Unclaimed tasks of one queue, scored by their broker sequence number (zset)."""
         return f"{self.prefix}:pending:{queue}"
 
     @staticmethod
-    def broker_list(queue: str) -> str:
+    def broker_list(queue: str, priority: int = 0) -> str:
         """Kombu's list holding a queue's messages (kombu's own name, not prefixed).
 
         Relier pushes messages there itself (in the same script as the ledger write), so the
-        name must match kombu's: the bare queue name for priority 0, which is all Relier uses.
+        name must match kombu's Redis transport: the bare queue name for priority 0, and
+        ``queue`` + ``"\\x06\\x16"`` + the priority step for the others (a plain Celery message
+        published with a priority). Re-publications (resurrection, lost message, release) use
+        priority 0.
         """
-        return queue
+        return f"{queue}\x06\x16{priority}" if priority else queue
 
     @property
     def queue_seq(self) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "DispatchRequest",
     "LockReply",
     "Ops",
+    "PromoteReply",
     "RenewReply",
     "ScanReply",
     "TransitionReply",
@@ -51,6 +52,13 @@ class DispatchRequest(msgspec.Struct, frozen=True, kw_only=True):
         idem_key / idem_ttl: Its idempotency marker key and result TTL ('' / 0: none).
         admission: The admission scopes the dispatch must pass.
         traceparent: W3C trace context of the dispatch ('' when not traced).
+        delay_ms: > 0: the task is due that many ms from now, on the Redis clock (countdown,
+            eta); it waits in Redis, not in a worker, until the resurrector promotes it.
+        plain: A plain Celery message of an installed app (the envelope is the sealed
+            message); it may re-dispatch a task id that has a record (retry, replace).
+        from_epoch: > 0 when the publisher is that run of this very task (fences a zombie's
+            retry).
+        priority: kombu's priority step of the message (its list is another key).
     """
 
     task_id: str
@@ -62,18 +70,28 @@ class DispatchRequest(msgspec.Struct, frozen=True, kw_only=True):
     idem_ttl: int = 0
     admission: tuple[AdmissionScope, ...] = ()
     traceparent: str = ""
+    delay_ms: int = 0
+    plain: bool = False
+    from_epoch: int = 0
+    priority: int = 0
 
 
 class DispatchReply(msgspec.Struct, frozen=True):
     """What ``task_dispatch`` decided."""
 
-    kind: Literal["accepted", "duplicate", "rejected"]
+    kind: Literal["accepted", "duplicate", "rejected", "fenced"]
     seq: int = 0
     task_id: str = ""
     state: str = ""
     result: bytes | None = None
     retry_after_ms: int = 0
     scope_position: int = 0
+    epoch: int = 0
+
+    @property
+    def scheduled(self) -> bool:
+        """Accepted as a scheduled task (it waits in Redis until due)."""
+        return self.kind == "accepted" and self.seq == 0
 
 
 class ClaimReply(msgspec.Struct, frozen=True):
@@ -128,6 +146,14 @@ class ScanReply(msgspec.Struct, frozen=True):
     due: list[str]
 
 
+class PromoteReply(msgspec.Struct, frozen=True):
+    """Outcome of ``task_promote``: promoted (with the message a separate broker needs)."""
+
+    promoted: bool
+    seq: int = 0
+    message: bytes = b""
+
+
 class LockReply(msgspec.Struct, frozen=True):
     """Outcome of ``lock_acquire``."""
 
@@ -143,6 +169,8 @@ def _parse_dispatch(reply: list[Any]) -> DispatchReply:
         return DispatchReply(
             "duplicate", task_id=text(reply[1]), state=text(reply[2]), result=reply[3]
         )
+    if code == 4:
+        return DispatchReply("fenced", epoch=int(reply[1]))
     return DispatchReply("rejected", retry_after_ms=int(reply[1]), scope_position=reply[2])
 
 
@@ -174,6 +202,12 @@ def _parse_transition(reply: list[Any]) -> TransitionReply:
     if reply[0] == 1:
         return TransitionReply("done", seq=reply[1])
     return TransitionReply("dead" if reply[0] == 2 else "skipped")
+
+
+def _parse_promote(reply: list[Any]) -> PromoteReply:
+    if reply[0] == 1:
+        return PromoteReply(True, seq=int(reply[1]), message=reply[2] or b"")
+    return PromoteReply(False)
 
 
 def _parse_flag(reply: Any) -> bool:
@@ -232,12 +266,23 @@ class Ops:
         return Call(
             "task_dispatch",
             [k.task(r.task_id), k.envelope(r.task_id), k.pending(r.queue), k.queue_seq,
-             k.broker_list(r.queue), r.idem_key or k.task(r.task_id),
-             *(s.key for s in r.admission)],
+             k.broker_list(r.queue, r.priority), r.idem_key or k.task(r.task_id), k.due,
+             k.scheduled(r.task_id), k.dlq, *(s.key for s in r.admission)],
             [r.task_id, r.task_name, r.queue, r.envelope, r.max_resurrections,
-             r.idem_ttl if r.idem_key else 0, message, r.traceparent,
-             *_scope_args(r.admission)],
+             r.idem_ttl if r.idem_key else 0, message, r.traceparent, max(0, r.delay_ms),
+             1 if r.plain else 0, r.from_epoch, *_scope_args(r.admission)],
             _parse_dispatch,
+        )
+
+    def promote(self, *, task_id: str, queue: str, fused: bool) -> Call[PromoteReply]:
+        """Move a due scheduled task onto its queue (``task_promote``; replicas race safely)."""
+        k = self.keys
+        return Call(
+            "task_promote",
+            [k.task(task_id), k.due, k.scheduled(task_id), k.pending(queue), k.queue_seq,
+             k.broker_list(queue)],
+            [task_id, queue, 1 if fused else 0],
+            _parse_promote,
         )
 
     def claim(
@@ -253,6 +298,7 @@ class Ops:
         adopt_name: str = "",
         adopt_max_resurrections: int = 0,
         adopt_idem_ttl: int = 0,
+        adopt_plain: bool = False,
     ) -> Call[ClaimReply]:
         """Open a new epoch of a queued task for a worker (``task_claim``).
 
@@ -268,7 +314,7 @@ class Ops:
             [k.task(task_id), k.envelope(task_id), k.pending(queue), k.worker_tasks(worker_id),
              k.workers, k.queue_claimed, idem_key or k.task(task_id)],
             [task_id, worker_id, queue, adopt, adopt_name, adopt_max_resurrections,
-             adopt_idem_ttl, result_ttl, message_seq],
+             adopt_idem_ttl, result_ttl, message_seq, 1 if adopt_plain else 0],
             _parse_claim,
         )
 

@@ -43,6 +43,7 @@ __all__ = [
     "DEAD_MS",
     "DEAD_REASON",
     "DISPATCHED_MS",
+    "DUE_MS",
     "DUPLICATE_OF",
     "ENDED_MS",
     "EPOCH",
@@ -59,6 +60,7 @@ __all__ = [
     "MESSAGE_SEQ",
     "NAME",
     "OWNER",
+    "PLAIN",
     "QUEUE",
     "REPUBLISHED",
     "REPUBLISHED_AT_CLAIM",
@@ -76,7 +78,7 @@ __all__ = [
     "fields_of",
 ]
 
-State = Literal["queued", "running", "done", "dead", "unknown"]
+State = Literal["scheduled", "queued", "running", "done", "dead", "unknown"]
 
 # -- the field names (the only spelling of each in Python) --------------------------------------
 NAME: Final = "n"
@@ -93,6 +95,8 @@ TRACEPARENT: Final = "tp"
 IDEM_KEY: Final = "x"
 IDEM_TTL: Final = "it"
 LEGACY: Final = "lg"
+PLAIN: Final = "pm"
+DUE_MS: Final = "du"
 OWNER: Final = "w"
 STARTED_MS: Final = "ts"
 ENDED_MS: Final = "te"
@@ -132,8 +136,10 @@ class Field(msgspec.Struct, frozen=True):
     read_by: tuple[str, ...] = ()
 
 
-_DEAD = ("dlq_release", "task_fail", "task_reject", "task_republish", "task_requeue")
-_HISTORY = ("task_complete", "task_fail", "task_reject", "task_republish", "task_requeue")
+_DEAD = ("dlq_release", "task_dispatch", "task_fail", "task_reject", "task_republish",
+         "task_requeue")
+_HISTORY = ("task_complete", "task_dispatch", "task_fail", "task_reject", "task_republish",
+            "task_requeue")
 
 #: Every field of the task record. Scripts that include ``history`` (close_attempt) read
 #: ``a``, ``w``, ``ts`` and ``h`` and write ``h`` and ``te``.
@@ -141,17 +147,19 @@ FIELDS: Final[tuple[Field, ...]] = (
     Field(NAME, "task_name", "str", "registered task name",
           ("task_claim", "task_dispatch", "task_fail"), ("task_claim",)),
     Field(QUEUE, "queue", "str", "queue the task was dispatched to (a release returns it there)",
-          ("task_claim", "task_dispatch", "task_fail"), ("dlq_release", "task_claim")),
-    Field(STATE, "state", "queued|running|done|dead", "where the task is in its life",
+          ("task_claim", "task_dispatch", "task_fail"),
+          ("dlq_release", "task_claim", "task_promote")),
+    Field(STATE, "state", "scheduled|queued|running|done|dead", "where the task is in its life",
           ("dlq_release", "task_claim", "task_complete", "task_dispatch", "task_fail",
-           "task_reject", "task_republish", "task_requeue"),
+           "task_promote", "task_reject", "task_republish", "task_requeue"),
           ("dlq_purge", "dlq_release", "task_checkpoint", "task_claim", "task_complete",
-           "task_fail", "task_reject", "task_republish", "task_requeue")),
+           "task_dispatch", "task_fail", "task_promote", "task_reject", "task_republish",
+           "task_requeue")),
     Field(EPOCH, "epoch", "int",
           "fencing token: 0 at dispatch, +1 at every claim; every later write of a run "
           "(checkpoint, complete, fail; a child death's release) is a compare-and-set on it (I3)",
           ("task_claim", "task_dispatch", "task_fail"),
-          ("task_checkpoint", "task_complete", "task_fail", "task_requeue")),
+          ("task_checkpoint", "task_complete", "task_dispatch", "task_fail", "task_requeue")),
     Field(ATTEMPT, "attempt", "int", "1 for the first run, +1 per re-queue or release",
           ("dlq_release", "task_claim", "task_dispatch", "task_fail", "task_requeue"),
           ("dlq_release", "task_claim", *_HISTORY)),
@@ -166,11 +174,12 @@ FIELDS: Final[tuple[Field, ...]] = (
           ("task_claim", "task_dispatch", "task_fail"), ("task_claim",)),
     Field(MESSAGE_SEQ, "message_seq", "int",
           "broker sequence of the message the record waits for (lost-message detection)",
-          ("dlq_release", "task_dispatch", "task_republish", "task_requeue"),
+          ("dlq_release", "task_dispatch", "task_promote", "task_republish", "task_requeue"),
           ("task_claim", "task_republish")),
     Field(MESSAGE_QUEUE, "message_queue", "str",
           "queue of the message the record waits for (re-queue after a resurrection)",
-          ("dlq_release", "task_claim", "task_dispatch", "task_fail", "task_requeue"),
+          ("dlq_release", "task_claim", "task_dispatch", "task_fail", "task_promote",
+           "task_requeue"),
           ("task_claim", "task_republish")),
     Field(TRACEPARENT, "traceparent", "str", "W3C trace context of the dispatch",
           ("task_dispatch",)),
@@ -180,8 +189,15 @@ FIELDS: Final[tuple[Field, ...]] = (
           ("task_claim", "task_dispatch"), ("task_claim",)),
     Field(LEGACY, "legacy", "'1' or absent", "adopted from a plain Celery message",
           ("task_claim",)),
+    Field(PLAIN, "plain", "'1' or absent",
+          "a plain Celery task (not @rl_task): its envelope is the sealed broker message "
+          "itself, re-published as it was", ("task_claim", "task_dispatch")),
+    Field(DUE_MS, "due_ms", "int ms (Redis clock)",
+          "when a scheduled task (countdown, eta) is due; absent once promoted",
+          ("task_dispatch", "task_promote")),
     Field(OWNER, "owner", "str", "lease id of the worker running it (absent when not running)",
-          ("dlq_release", "task_claim", "task_complete", "task_fail", "task_requeue"),
+          ("dlq_release", "task_claim", "task_complete", "task_dispatch", "task_fail",
+           "task_requeue"),
           ("task_claim", *_HISTORY)),
     Field(STARTED_MS, "started_ms", "int ms", "when the current attempt was claimed",
           ("task_claim", "task_fail"), _HISTORY),
@@ -191,22 +207,24 @@ FIELDS: Final[tuple[Field, ...]] = (
           "one line per finished attempt (attempt, worker, start, end, outcome, cause)",
           ("dlq_release", *_HISTORY), ("dlq_release", *_HISTORY)),
     Field(RESULT, "result", "JSON", "the result, once done",
-          ("task_claim", "task_complete")),
+          ("task_claim", "task_complete", "task_dispatch")),
     Field(DUPLICATE_OF, "duplicate_of", "str",
-          "the task owning the same idempotency key (this one never ran)", ("task_claim",)),
+          "the task owning the same idempotency key (this one never ran)",
+          ("task_claim", "task_dispatch")),
     Field(CHECKPOINT, "checkpoint", "JSON or @file: reference", "the last checkpoint",
           ("task_checkpoint", "task_complete"), ("task_checkpoint", "task_claim")),
     Field(REPUBLISHED, "republished", "int", "re-publications of a lost message, ever",
-          ("dlq_release", "task_republish"), ("task_claim",)),
+          ("dlq_release", "task_dispatch", "task_republish"), ("task_claim",)),
     Field(REPUBLISHED_AT_CLAIM, "republished_at_claim", "int",
           "REPUBLISHED at the last claim (the NeverClaimed limit counts from there)",
-          ("dlq_release", "task_claim"), ("task_republish",)),
+          ("dlq_release", "task_claim", "task_dispatch"), ("task_republish",)),
     Field(BOUNCES, "bounces", "int",
           "re-publications since the last claim by workers lacking the task, for a busy live "
           "worker that registered it (not NeverClaimed; past their own limit UnregisteredTask)",
-          ("dlq_release", "task_claim", "task_republish")),
+          ("dlq_release", "task_claim", "task_dispatch", "task_republish")),
     Field(HANDOFFS, "handoffs", "int", "hand-offs (drain, shutdown), capped by "
-          "RELIER_MAX_HANDOFFS; 0 again on release", ("dlq_release", "task_requeue")),
+          "RELIER_MAX_HANDOFFS; 0 again on release",
+          ("dlq_release", "task_dispatch", "task_requeue")),
     Field(DEAD_REASON, "reason", "str", "why it was dead-lettered", _DEAD),
     Field(EXC_TYPE, "exc_type", "str", "qualified exception type of the dead-letter", _DEAD),
     Field(EXC_MESSAGE, "message", "str", "human-readable dead-letter message", _DEAD),
@@ -223,7 +241,8 @@ class Attempt(msgspec.Struct, frozen=True):
         worker: Lease id of the worker that ran it ('' if never claimed).
         started_ms / ended_ms: Redis-clock times in ms.
         outcome: completed, failed, timeout, killed, lease_expired, handoff, rejected,
-            never_claimed or released.
+            never_claimed, released or redispatched (a retry, replace or requeue published
+            the task's id again).
         cause: The kill cause (signal, exit code, lease expiry) or the dead-letter reason.
     """
 
@@ -261,6 +280,8 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_key: str = ""
     idempotency_ttl: int = 0
     legacy: bool = False
+    plain: bool = False
+    due_ms: int = 0
     republished: int = 0
     republished_at_claim: int = 0
     bounces: int = 0
@@ -276,7 +297,7 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     history: list[Attempt] = []
 
 
-_STATES = frozenset(("queued", "running", "done", "dead"))
+_STATES = frozenset(("scheduled", "queued", "running", "done", "dead"))
 
 
 def _int(value: Any) -> int:
@@ -311,7 +332,8 @@ def decode_record(task_id: str, fields: Mapping[Any, Any], envelope: bytes | Non
         ended_ms=_int(f(ENDED_MS)), envelope=envelope or b"", checkpoint=f(CHECKPOINT) or b"",
         result=f(RESULT), duplicate_of=text(f(DUPLICATE_OF)),
         idempotency_key=text(f(IDEM_KEY)), idempotency_ttl=_int(f(IDEM_TTL)),
-        legacy=text(f(LEGACY)) == "1", republished=_int(f(REPUBLISHED)),
+        legacy=text(f(LEGACY)) == "1", plain=text(f(PLAIN)) == "1", due_ms=_int(f(DUE_MS)),
+        republished=_int(f(REPUBLISHED)),
         republished_at_claim=_int(f(REPUBLISHED_AT_CLAIM)), bounces=_int(f(BOUNCES)),
         handoffs=_int(f(HANDOFFS)),
         message_queue=text(f(MESSAGE_QUEUE)), message_seq=_int(f(MESSAGE_SEQ)),

@@ -61,15 +61,21 @@ SPECS: dict[str, ScriptSpec] = {
     for spec in (
         ScriptSpec(
             "task_dispatch",
-            ("record", "envelope", "pending", "qseq", "queue_list", "idem", "admission..."),
+            ("record", "envelope", "pending", "qseq", "queue_list", "idem", "due", "scheduled",
+             "dlq", "admission..."),
             ("task_id", "task_name", "queue", "envelope", "max_res", "idem_ttl", "message",
-             "traceparent", "n_scopes", "limits..."),
+             "traceparent", "delay_ms", "plain", "from_epoch", "n_scopes", "limits..."),
+        ),
+        ScriptSpec(
+            "task_promote",
+            ("record", "due", "scheduled", "pending", "qseq", "queue_list"),
+            ("task_id", "queue", "fused"),
         ),
         ScriptSpec(
             "task_claim",
             ("record", "envelope", "pending", "worker_tasks", "workers", "qclaimed", "idem"),
             ("task_id", "worker_id", "queue", "adopt", "adopt_name", "adopt_max_res",
-             "adopt_idem_ttl", "result_ttl", "message_seq"),
+             "adopt_idem_ttl", "result_ttl", "message_seq", "adopt_plain"),
         ),
         ScriptSpec(
             "task_complete",

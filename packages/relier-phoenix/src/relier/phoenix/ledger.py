@@ -41,10 +41,12 @@ from relier.core.ops import (
     DispatchReply,
     DispatchRequest,
     Ops,
+    PromoteReply,
     RenewReply,
     ScanReply,
     TransitionReply,
 )
+from relier.core.plain import readdress, sealed_body
 from relier.core.preflight import PreflightReport, run_preflight
 from relier.core.queues import ALL_QUEUES, RECOVERY_QUEUE
 from relier.core.record import (
@@ -53,6 +55,7 @@ from relier.core.record import (
     DEAD_REASON,
     IDEM_KEY,
     NAME,
+    PLAIN,
     QUEUE,
     RESURRECTIONS,
     STARTED_MS,
@@ -156,11 +159,20 @@ class Ledger:
         return run_preflight(self._client, self.settings, write=write)
 
     # -- dispatch --------------------------------------------------------------------------------
-    def prepare_dispatch(self, request: DispatchRequest) -> PreparedDispatch:
-        """The dispatch script call and the broker message it publishes (no I/O)."""
-        message = build_message(request.task_id, request.task_name, request.queue,
-                                request.idem_key, request.traceparent)
-        call = self._ops.dispatch(request, message if self.fused else b"")
+    def prepare_dispatch(self, request: DispatchRequest, message: bytes = b""
+                         ) -> PreparedDispatch:
+        """The dispatch script call and the broker message it publishes (no I/O).
+
+        ``message`` is the stored plain Celery message of a ``plain`` request
+        (``relier.core.plain.stored_message``); a Relier task gets its doorbell built here.
+        A scheduled task's message is always handed to the script, which keeps it until the
+        task is due.
+        """
+        if not message:
+            message = build_message(request.task_id, request.task_name, request.queue,
+                                    request.idem_key, request.traceparent)
+        handed = message if self.fused or request.delay_ms > 0 else b""
+        call = self._ops.dispatch(request, handed)
         return PreparedDispatch(request, call, message)
 
     def record_dispatch(self, prepared: PreparedDispatch) -> DispatchReply:
@@ -177,14 +189,16 @@ class Ledger:
         ``seq`` is the sequence the script gave the task; the message carries it so that its
         claim can move the queue's watermark.
         """
-        if not self.fused:
-            self._broker().lpush(self._keys.broker_list(prepared.request.queue),
+        if not self.fused and seq:
+            request = prepared.request
+            self._broker().lpush(self._keys.broker_list(request.queue, request.priority),
                                  stamp_seq(prepared.message, seq))
 
     async def apublish_accepted(self, prepared: PreparedDispatch, seq: int) -> None:
         """``publish_accepted`` from asyncio code."""
-        if not self.fused:
-            await self._abroker().lpush(self._keys.broker_list(prepared.request.queue),
+        if not self.fused and seq:
+            request = prepared.request
+            await self._abroker().lpush(self._keys.broker_list(request.queue, request.priority),
                                         stamp_seq(prepared.message, seq))
 
     def dispatch(self, request: DispatchRequest) -> DispatchReply:
@@ -208,6 +222,7 @@ class Ledger:
         adopt_name: str = "",
         adopt_max_resurrections: int = 0,
         adopt_idem_ttl: int = 0,
+        adopt_plain: bool = False,
     ) -> ClaimReply:
         """Open a new epoch of a queued task for ``worker_id`` (see ``Ops.claim``)."""
         return self._scripts.run(self._ops.claim(
@@ -215,6 +230,7 @@ class Ledger:
             result_ttl=self.settings.result_ttl, idem_key=idem_key, message_seq=message_seq,
             adopt=adopt, adopt_name=adopt_name,
             adopt_max_resurrections=adopt_max_resurrections, adopt_idem_ttl=adopt_idem_ttl,
+            adopt_plain=adopt_plain,
         ))
 
     async def acheckpoint(self, task_id: str, epoch: int, data: bytes) -> CheckpointReply:
@@ -318,10 +334,17 @@ class Ledger:
 
         ``queue`` defaults to the one the task was dispatched to.
         """
-        rec = self.record_fields(task_id, NAME, QUEUE, IDEM_KEY, TRACEPARENT)
+        rec = self.record_fields(task_id, NAME, QUEUE, IDEM_KEY, TRACEPARENT, PLAIN)
         to = queue or rec.queue
         if not rec.task_name or not to:
             return None
+        if rec.plain:
+            # A plain Celery task is re-published as the message its producer sent (arguments
+            # and all), kept sealed as its envelope.
+            stored = sealed_body(self._client.get(self._keys.envelope(task_id)) or b"")
+            if not stored:
+                return None
+            return rec.task_name, to, rec.idempotency_key, readdress(stored, to)
         return rec.task_name, to, rec.idempotency_key, build_message(
             task_id, rec.task_name, to, rec.idempotency_key, rec.traceparent)
 
@@ -362,6 +385,34 @@ class Ledger:
         """Delete one dead-lettered task for good; False when it is not dead-lettered."""
         idem = self.record_fields(task_id, IDEM_KEY).idempotency_key
         return bool(self._scripts.run(self._ops.purge(task_id=task_id, idem_key=idem)))
+
+    def promote_due(self, limit: int) -> tuple[int, int]:
+        """Move scheduled tasks whose due time has come onto their queues (O(due), I6).
+
+        Returns how many this call promoted and the ms until the next one is due (-1: none
+        is scheduled). Any number of resurrectors may call it at once: each task is promoted
+        once.
+        """
+        scan = self._scripts.run(self._ops.scan_due(self._keys.due, limit))
+        until_next = -1 if scan.next_deadline_ms < 0 else scan.next_deadline_ms - scan.now_ms
+        if not scan.due:
+            return 0, until_next
+        promoted = 0
+        pipe = self._client.pipeline(transaction=False)
+        for task_id in scan.due:
+            pipe.hget(self._keys.task(task_id), QUEUE)
+        for task_id, queue in zip(scan.due, pipe.execute(), strict=True):
+            reply: PromoteReply = self._scripts.run(self._ops.promote(
+                task_id=task_id, queue=text(queue), fused=self.fused))
+            promoted += reply.promoted
+            if reply.promoted and reply.message:
+                self._broker().lpush(self._keys.broker_list(text(queue)), reply.message)
+        # More were due than ``limit``: the next pass should come at once.
+        return promoted, 0 if len(scan.due) >= limit else until_next
+
+    def scheduled_count(self) -> int:
+        """Tasks waiting for their due time (countdown, eta)."""
+        return int(self._client.zcard(self._keys.due))
 
     def admit(self, *, member: str, scopes: tuple[AdmissionScope, ...]) -> tuple[int, int]:
         """Check admission alone: ``(retry_after_ms, scope_position)``, ``(0, 0)`` admitted."""
@@ -614,6 +665,7 @@ class Ledger:
             expired_workers=tuple(w.worker_id for w in workers if w.deadline_ms < now),
             consumed_queues=frozenset(consumed), resurrectors=self.resurrectors_alive(),
             queue_depths=self.queue_depths(queues), dead_letters=self.dlq_count(),
+            scheduled=self.scheduled_count(),
         )
 
 

@@ -45,23 +45,25 @@ log = logging.getLogger("relier.phoenix.resurrector")
 class PassReport:
     """What one pass did (for logs, metrics and tests)."""
 
-    __slots__ = ("dead_lettered", "dead_workers", "republished", "requeued", "throttled")
+    __slots__ = ("dead_lettered", "dead_workers", "promoted", "republished", "requeued",
+                 "throttled")
 
     def __init__(self) -> None:
         self.dead_workers = 0
         self.requeued = 0
         self.dead_lettered = 0
         self.republished = 0
+        self.promoted = 0
         self.throttled = False
 
     def __bool__(self) -> bool:
         return bool(self.dead_workers or self.requeued or self.dead_lettered
-                    or self.republished)
+                    or self.republished or self.promoted)
 
     def __repr__(self) -> str:
         return (f"PassReport(dead_workers={self.dead_workers}, requeued={self.requeued}, "
                 f"dead_lettered={self.dead_lettered}, republished={self.republished}, "
-                f"throttled={self.throttled})")
+                f"promoted={self.promoted}, throttled={self.throttled})")
 
 
 class Resurrector:
@@ -126,6 +128,14 @@ class Resurrector:
             return report, min(settings.resurrection_check_interval,
                                self._judge_after - time.monotonic())
 
+        # Scheduled tasks first: their promotion is what keeps a countdown on time, and it
+        # does not add to re-queue, so the re-queue throttle below does not hold it back.
+        report.promoted, until_due = ledger.promote_due(settings.resurrection_batch_size)
+        wake = settings.resurrection_check_interval
+        if until_due >= 0:
+            # Wake up right at the next due time, not up to a whole interval late.
+            wake = min(wake, max(0.005, until_due / 1000))
+
         # kombu's lists live on the broker, which may be another server than the ledger.
         depth = ledger.queue_depth(RECOVERY_QUEUE)
         if depth >= settings.resurrection_max_queue_depth:
@@ -133,7 +143,7 @@ class Resurrector:
             log.warning("re-queue holds %d messages (RELIER_RESURRECTION_MAX_QUEUE_DEPTH=%d): "
                         "pausing resurrections until recovery workers catch up", depth,
                         settings.resurrection_max_queue_depth)
-            return report, settings.resurrection_check_interval
+            return report, wake
         budget = min(settings.resurrection_batch_size,
                      settings.resurrection_max_queue_depth - depth)
 
@@ -144,7 +154,7 @@ class Resurrector:
                 break
         self._recover_lost_messages(report)
 
-        sleep_for = settings.resurrection_check_interval
+        sleep_for = wake
         if scan.next_deadline_ms > 0:
             # Wake up right after the next lease deadline, not up to a whole interval late.
             sleep_for = min(sleep_for, max(0.01, (scan.next_deadline_ms - scan.now_ms) / 1000))

@@ -129,6 +129,8 @@ class HealthFacts(msgspec.Struct, frozen=True, kw_only=True):
     resurrectors: int
     queue_depths: dict[str, int]
     dead_letters: int
+    #: Tasks waiting in Redis for their due time (countdown, eta).
+    scheduled: int = 0
 
 
 class TaskView(msgspec.Struct, frozen=True, kw_only=True):

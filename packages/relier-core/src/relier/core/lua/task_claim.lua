@@ -28,6 +28,8 @@
 -- ARGV[7] adopt_idem_ttl idempotency TTL of the adopted message (0: not idempotent)
 -- ARGV[8] result_ttl    seconds a record resolved here (idempotent duplicate) stays readable
 -- ARGV[9] message_seq   the broker sequence stamped in the delivered message ('' if none)
+-- ARGV[10] adopt_plain  1 when the adopted envelope is a sealed plain Celery message (a task
+--                       that is not an @rl_task, sent by a producer without Relier installed)
 -- Returns:
 --   {1, epoch, attempt, resurrections, max_res, envelope, checkpoint, name, queue, dispatched_at,
 --    idem_key, idem_ttl}                   claimed
@@ -67,6 +69,7 @@ if not state then
   redis.call('HSET', record,
     'n', ARGV[5], 'q', queue, 's', 'queued', 'ep', 0, 'a', 1, 'k', 0,
     'mr', ARGV[6], 'dt', now, 'mq', queue, 'lg', 1)
+  if ARGV[10] == '1' then redis.call('HSET', record, 'pm', 1) end
   redis.call('SET', envelope, ARGV[4])
   if tonumber(ARGV[7]) > 0 then
     redis.call('HSET', record, 'x', idem, 'it', ARGV[7])

@@ -1,17 +1,30 @@
 #!lua
--- task_dispatch: deduplicate, admit and record a new task, then publish its broker message.
+-- task_dispatch: deduplicate, admit and record a task, then publish or schedule its message.
 --
 -- One atomic call does all of dispatch (I1, I6). When it returns 1, the task record and the
--- broker message are both in Redis; on any other return nothing at all was written, so a
--- rejected or deduplicated dispatch leaves no trace.
+-- broker message (or, for a task due later, its scheduled message) are both in Redis; on any
+-- other return nothing at all was written, so a rejected or deduplicated dispatch leaves no
+-- trace.
 --
--- KEYS[1] record        the new task's record hash
--- KEYS[2] envelope      the new task's envelope string
+-- Two kinds of message come here: a Relier doorbell (push/apush: the arguments live in the
+-- envelope, the message names the task) and a plain Celery message published by an installed
+-- app (.delay(), apply_async, send_task, canvas, retries, beat: the envelope is the sealed
+-- message itself, ARGV[10] = 1). A plain message may name a task id that already has a record:
+-- a Celery retry, self.replace or a requeued reject re-publishes the running task's own id. Such
+-- a re-dispatch moves the record back to queued (or scheduled) under the new message, ends the
+-- running attempt in the history, and is fenced: with ARGV[11] > 0 (the publisher runs that
+-- very task) it acts only while the run of that epoch is current.
+--
+-- KEYS[1] record        the task's record hash
+-- KEYS[2] envelope      the task's envelope string
 -- KEYS[3] pending       unclaimed-task index of the queue (score = broker sequence)
 -- KEYS[4] qseq          last broker sequence per queue
 -- KEYS[5] queue_list    kombu's list of the queue (written only when ARGV[7] is not empty)
 -- KEYS[6] idem          idempotency marker (ignored when ARGV[6] is 0)
--- KEYS[7..] admission   one sliding-window zset per admission scope (ARGV[9] of them)
+-- KEYS[7] due           scheduled tasks by due time (zset, ms of the Redis clock)
+-- KEYS[8] scheduled     the message a scheduled task's promotion pushes (string)
+-- KEYS[9] dlq           dead-letter index (a re-dispatched dead task leaves it)
+-- KEYS[10..] admission  one sliding-window zset per admission scope (ARGV[12] of them)
 -- ARGV[1] task_id
 -- ARGV[2] task_name
 -- ARGV[3] queue
@@ -23,20 +36,29 @@
 --                       its "rl_seq":0 header is stamped with the sequence taken here
 -- ARGV[8] traceparent   W3C trace context of the dispatch ('' when not traced), kept so
 --                       that re-published messages carry it too
--- ARGV[9] n_scopes      number of admission scopes
--- ARGV[10..] limits     (limit, window_ms) per admission scope
+-- ARGV[9] delay_ms      > 0: the task is due that many ms from now (Redis clock): it waits in
+--                       KEYS[7] and its message in KEYS[8] until the resurrector promotes it
+-- ARGV[10] plain        1 for a plain Celery message (re-dispatch allowed), 0 for a doorbell
+-- ARGV[11] from_epoch   > 0: the publisher is the run of this epoch (retry, replace)
+-- ARGV[12] n_scopes     number of admission scopes
+-- ARGV[13..] limits     (limit, window_ms) per admission scope
 -- Returns:
---   {1, seq}                               accepted
+--   {1, seq}                               accepted (seq 0: scheduled)
 --   {2, task_id, state, result|false}      idempotent duplicate of an existing task
 --   {3, retry_after_ms, scope_position}    refused by admission control
+--   {4, epoch}                             fenced: the publishing run is no longer current
 --@include clock
 --@include window
 --@include message
+--@include history
 
-local record, envelope, pending, qseq, list, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
-  KEYS[5], KEYS[6]
+local record, envelope, pending, qseq, list, idem, due, scheduled, dlq =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local task_id, queue = ARGV[1], ARGV[3]
 local idem_ttl = tonumber(ARGV[6])
+local delay = tonumber(ARGV[9])
+local plain = ARGV[10] == '1'
+local from_epoch = tonumber(ARGV[11])
 
 -- A duplicate of a live or finished idempotent task returns that task: no admission is spent
 -- on it and nothing is enqueued.
@@ -48,14 +70,45 @@ if idem_ttl > 0 then
   end
 end
 
-local now = now_ms()
-local wait, position = window_admit(7, tonumber(ARGV[9]), 10, task_id, now)
-if wait > 0 then return {3, wait, position} end
+local prior = redis.call('HMGET', record, 's', 'ep')
+local state = prior[1]
+if state and from_epoch > 0 and (state ~= 'running' or tonumber(prior[2]) ~= from_epoch) then
+  return {4, tonumber(prior[2]) or 0}
+end
 
-local seq = redis.call('HINCRBY', qseq, queue, 1)
-redis.call('HSET', record,
-  'n', ARGV[2], 'q', queue, 's', 'queued', 'ep', 0, 'a', 1, 'k', 0,
-  'mr', ARGV[5], 'dt', now, 'sq', seq, 'mq', queue)
+local now = now_ms()
+-- A re-dispatch of a task already admitted (a retry of the running task) is not a new call.
+if not state then
+  local wait, position = window_admit(10, tonumber(ARGV[12]), 13, task_id, now)
+  if wait > 0 then return {3, wait, position} end
+end
+
+if not state then
+  redis.call('HSET', record, 'n', ARGV[2], 'q', queue, 'ep', 0, 'a', 1, 'k', 0,
+    'mr', ARGV[5], 'dt', now, 'mq', queue)
+  if plain then redis.call('HSET', record, 'pm', 1) end
+else
+  -- Re-dispatch (plain messages only reach here: a doorbell's id is always new). The epoch
+  -- keeps growing, so a run of the old series can never commit into the new one (I3).
+  if state == 'running' then
+    close_attempt(record, 'redispatched', 'the running task published its own id again ' ..
+      '(retry, replace or requeue)', now)
+    redis.call('HINCRBY', record, 'a', 1)
+  elseif state == 'done' or state == 'dead' then
+    close_attempt(record, 'redispatched', 'dispatched again after it ended ' .. state, now)
+    redis.call('HINCRBY', record, 'a', 1)
+    redis.call('HDEL', record, 'r', 'dr', 'dx', 'dm', 'tb', 'dd', 'rp', 'rpc', 'ub', 'ho',
+      'dup')
+    redis.call('HSET', record, 'k', 0)
+    redis.call('ZREM', dlq, task_id)
+    redis.call('PERSIST', record)
+    redis.call('PERSIST', envelope)
+  end
+  redis.call('HDEL', record, 'w', 'sq', 'du')
+  redis.call('HSET', record, 'n', ARGV[2], 'q', queue, 'mq', queue)
+  redis.call('ZREM', due, task_id)
+  redis.call('DEL', scheduled)
+end
 redis.call('SET', envelope, ARGV[4])
 if ARGV[8] ~= '' then redis.call('HSET', record, 'tp', ARGV[8]) end
 if idem_ttl > 0 then
@@ -64,6 +117,19 @@ if idem_ttl > 0 then
   redis.call('HSET', idem, 't', task_id, 's', 'r')
   redis.call('HSET', record, 'x', idem, 'it', idem_ttl)
 end
+
+if delay > 0 then
+  -- Time lives in Redis: the task waits here, scored by its due time on the Redis clock, and
+  -- no worker holds it in memory (a worker kill or a Redis restart loses nothing).
+  local at = now + delay
+  redis.call('HSET', record, 's', 'scheduled', 'du', at)
+  redis.call('ZADD', due, at, task_id)
+  redis.call('SET', scheduled, ARGV[7])
+  return {1, 0}
+end
+
+local seq = redis.call('HINCRBY', qseq, queue, 1)
+redis.call('HSET', record, 's', 'queued', 'sq', seq)
 redis.call('ZADD', pending, seq, task_id)
 if ARGV[7] ~= '' then
   redis.call('LPUSH', list, stamp_seq(ARGV[7], seq))
