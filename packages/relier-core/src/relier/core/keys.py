@@ -78,9 +78,9 @@ class Keys:
 
         Relier pushes messages there itself (in the same script as the ledger write), so the
         name must match kombu's Redis transport: the bare queue name for priority 0, and
-        ``queue`` + ``"\\x06\\x16"`` + the priority step for the others (a plain Celery message
-        published with a priority). Re-publications (resurrection, lost message, release) use
-        priority 0.
+        ``queue`` + kombu's separator (bytes 6 and 22) + the priority step for the others (a
+        plain Celery message published with a priority). Re-publications (resurrection, lost
+        message, release) use priority 0.
         """
         return f"{queue}\x06\x16{priority}" if priority else queue
 
