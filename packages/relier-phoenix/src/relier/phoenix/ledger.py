@@ -341,7 +341,9 @@ class Ledger:
         if rec.plain:
             # A plain Celery task is re-published as the message its producer sent (arguments
             # and all), kept sealed as its envelope.
-            stored = sealed_body(self._client.get(self._keys.envelope(task_id)) or b"")
+            raw: bytes | None = self._client.get(  # type: ignore[assignment]
+                self._keys.envelope(task_id))
+            stored = sealed_body(raw or b"")
             if not stored:
                 return None
             return rec.task_name, to, rec.idempotency_key, readdress(stored, to)
