@@ -172,6 +172,15 @@ class Settings:
         metadata=_meta("Seconds a completed task's record and result stay readable.",
                        group="tasks"),
     )
+    max_countdown: float = field(
+        default=365 * 86_400.0,
+        metadata=_meta(
+            "Longest countdown or eta ahead accepted at dispatch (seconds; default one year). A "
+            "task due later is refused with an error that says so: almost always a unit "
+            "mistake (milliseconds for seconds).",
+            group="tasks",
+        ),
+    )
     graceful_shutdown_timeout: float = field(
         default=30.0,
         metadata=_meta(
@@ -383,7 +392,7 @@ class Settings:
             "heartbeat_ttl", "resurrection_check_interval", "resurrection_batch_size",
             "resurrection_max_queue_depth", "resurrection_claim_grace_period", "result_ttl",
             "checkpoint_max_inline_bytes", "idempotency_default_ttl", "idempotency_inflight_ttl",
-            "admission_window",
+            "admission_window", "max_countdown",
         )
         for name in positive:
             if getattr(self, name) <= 0:

@@ -12,7 +12,14 @@ from importlib.metadata import version
 
 from relier.envelope.migrations import Migrations, MigrationStep, migrations
 from relier.envelope.model import Envelope, Headers, check_arguments
-from relier.envelope.sealing import Keyring, open_envelope, peek_task_name, seal
+from relier.envelope.sealing import (
+    Keyring,
+    open_bytes,
+    open_envelope,
+    peek_task_name,
+    seal,
+    seal_bytes,
+)
 
 __version__ = version("relier-envelope")
 
@@ -28,7 +35,9 @@ __all__ = [
     "__version__",
     "check_arguments",
     "migrations",
+    "open_bytes",
     "open_envelope",
     "peek_task_name",
     "seal",
+    "seal_bytes",
 ]

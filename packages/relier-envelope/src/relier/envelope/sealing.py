@@ -40,9 +40,11 @@ __all__ = [
     "FORMAT_DIGEST",
     "MAGIC",
     "Keyring",
+    "open_bytes",
     "open_envelope",
     "peek_task_name",
     "seal",
+    "seal_bytes",
 ]
 
 log = logging.getLogger("relier.envelope")
@@ -147,7 +149,11 @@ def _digest(body: bytes) -> bytes:
 
 def seal(envelope: Envelope, keyring: Keyring) -> bytes:
     """Encode ``envelope`` and sign it with the keyring's first key (digest it without keys)."""
-    body = _encoder.encode(envelope)
+    return seal_bytes(_encoder.encode(envelope), keyring)
+
+
+def seal_bytes(body: bytes, keyring: Keyring) -> bytes:
+    """Seal ``body`` as it is (a plain Celery message of an installed app, say)."""
     kid = keyring.signing_kid
     if kid is None:
         keyring._warn_unsigned()
@@ -163,6 +169,19 @@ def open_envelope(raw: bytes, keyring: Keyring) -> Envelope:
     Raises:
         PayloadIntegrityError: for any problem at all (never another exception), carrying
             ``raw`` so the dead-letter queue can keep the exact bytes.
+    """
+    body = open_bytes(raw, keyring)
+    try:
+        return _decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
+        raise PayloadIntegrityError(f"body does not decode: {exc}", bytes(raw)) from None
+
+
+def open_bytes(raw: bytes, keyring: Keyring) -> bytes:
+    """Verify a sealed envelope and return its body, undecoded (see ``open_envelope``).
+
+    Raises:
+        PayloadIntegrityError: the tag does not verify, or ``raw`` is not a sealed envelope.
     """
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise PayloadIntegrityError(f"expected bytes, got {type(raw).__name__}", b"")
@@ -216,10 +235,7 @@ def open_envelope(raw: bytes, keyring: Keyring) -> Envelope:
         body = raw[head_end + _MAC_SIZE:]
         if not hmac.compare_digest(mac, keyring.mac(kid, raw[2:head_end] + body)):
             raise PayloadIntegrityError("signature mismatch (the payload was altered)", raw)
-    try:
-        return _decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
-        raise PayloadIntegrityError(f"body does not decode: {exc}", raw) from None
+    return body
 
 
 def peek_task_name(raw: bytes) -> str:

@@ -54,7 +54,10 @@ from relier.core.record import (
     CHECKPOINT,
     DEAD_REASON,
     IDEM_KEY,
+    MESSAGE_QUEUE,
+    MESSAGE_SEQ,
     NAME,
+    OWNER,
     PLAIN,
     QUEUE,
     RESURRECTIONS,
@@ -370,6 +373,28 @@ class Ledger:
             bounce=bounce,
         ))
         return self._publish(queue, message, reply)
+
+    def redeliver(self, task_id: str) -> bool:
+        """Publish the ledger's own copy of a message that kombu handed back.
+
+        kombu hands a message back on a reject with requeue, or when a shutdown returns
+        prefetched messages. The copy kombu holds is the one the broker delivered, which may
+        have been forged, so it is never sealed as the task's new content. A running task is
+        handed back (a hand-off: capped by ``RELIER_MAX_HANDOFFS``, so a task that rejects
+        itself forever still ends); a queued one gets its message published again (the claim
+        makes a second copy harmless); a finished, dead or scheduled one stays as it is.
+        Returns False when there is no record (the caller records the message as a new task).
+        """
+        rec = self.record_fields(task_id, STATE, OWNER, MESSAGE_QUEUE, MESSAGE_SEQ)
+        if rec.state == "unknown":
+            return False
+        if rec.state == "running" and rec.owner:
+            self.requeue(task_id, owner=rec.owner, kind="handoff",
+                         cause="its broker message was handed back (reject with requeue, or a "
+                               "worker returning prefetched messages)")
+        elif rec.state == "queued" and rec.message_queue and rec.message_seq:
+            self.republish(task_id, rec.message_queue, rec.message_seq)
+        return True
 
     def release(self, task_id: str) -> TransitionReply:
         """Send a dead-lettered task back to the queue it was dispatched to."""
