@@ -57,7 +57,10 @@ _requested_timeout: float | None = None
 
 
 def _active_ids() -> set[str]:
-    return {request.id for request in list(worker_state.active_requests)}
+    # Reserved (prefetched) requests too: a plain Celery task is claimed when its message
+    # arrives, before a pool slot takes it.
+    return {request.id for request in [*worker_state.active_requests,
+                                       *worker_state.reserved_requests]}
 
 
 def _request_drain(timeout: float) -> None:
@@ -168,14 +171,16 @@ class PhoenixStep(bootsteps.StartStopStep):  # type: ignore[misc]
             log.critical("%s", exc)
             raise
         self.keeper.start()
-        if self.relier_names:
-            log.info("worker %s runs %d Relier task(s): %s", worker.hostname,
-                     len(self.relier_names), ", ".join(self.relier_names))
+        plain = sorted(set(self.task_names) - set(self.relier_names))
+        if self.relier_names or plain:
+            log.info("worker %s runs %d Relier task(s): %s; and %d plain Celery task(s) "
+                     "under the ledger: %s", worker.hostname, len(self.relier_names),
+                     ", ".join(self.relier_names) or "-", len(plain), ", ".join(plain) or "-")
         else:
             log.warning(
                 "\n%s\nworker %s has NO Relier task registered: every message it takes is "
                 "dead-lettered as UnregisteredTask or re-queued for another worker.\nSet "
-                "RELIER_IMPORTS to the modules holding your @rl_task functions (e.g. "
+                "RELIER_IMPORTS to the modules holding your tasks (e.g. "
                 "RELIER_IMPORTS=myproject.tasks), pass --include, or start the worker in the "
                 "directory that holds tasks.py.\n%s", "!" * 78, worker.hostname, "!" * 78)
         stop_runs = self._stop_runs(worker)

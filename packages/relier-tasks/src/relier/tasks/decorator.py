@@ -33,6 +33,7 @@ from relier.tasks.dispatch import dispatcher
 from relier.tasks.middleware import option_owners
 from relier.tasks.receipt import TaskReceipt
 from relier.tasks.runtime import TaskSpec, accepts_ctx, runtime
+from relier.tasks.transport import RELIER_TASK_NAMES
 
 __all__ = [
     "ALL_QUEUES",
@@ -193,6 +194,8 @@ def _decorate(fn: Callable[..., Any], values: dict[str, Any], owners: list[Any]
     for owner in owners:
         owner.check_options(options, fn)
     spec = TaskSpec(fn=fn, options=options, accepts_ctx=accepts_ctx(fn))
+    # Its .delay() keeps the path where the worker adopts it (not a plain record).
+    RELIER_TASK_NAMES.add(name)
 
     def run(self: RelierTask, *args: Any, **kwargs: Any) -> None:
         runtime().execute(spec, self.request, args, kwargs)

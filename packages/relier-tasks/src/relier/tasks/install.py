@@ -14,10 +14,12 @@ from kombu import Queue  # type: ignore[attr-defined]
 
 from relier.core.connection import kombu_broker_options
 from relier.core.exceptions import ConfigurationError
+from relier.core.queues import ALL_QUEUES, DEFAULT_QUEUE
 from relier.core.settings import Settings, get_settings, mask_url
 from relier.phoenix import celery as phoenix_celery
-from relier.tasks.decorator import ALL_QUEUES
+from relier.tasks import plain
 from relier.tasks.runtime import process_loop
+from relier.tasks.transport import transport_for
 
 __all__ = ["create_app", "install"]
 
@@ -70,14 +72,22 @@ def _start_telemetry() -> None:
 
 
 def install(app: Celery, settings: Settings | None = None) -> Celery:
-    """Configure ``app`` for Relier and add the worker machinery (idempotent).
+    """Add Relier to ``app`` (idempotent), leaving the app's own routing and delivery alone.
 
-    Sets what Relier's guarantees rely on: JSON only; the queues ``high_priority``,
-    ``default``, ``low_priority`` and ``re-queue``; no prefetch beyond free pool slots; early
-    acknowledgement (Relier's ledger owns redelivery from the claim on, so kombu's visibility
-    timeout never re-runs a long task). Adds the Phoenix worker bootstep (preflight, lease,
-    drain) and imports ``RELIER_IMPORTS`` in workers (unset: a ``tasks`` module in the
-    worker's working directory, if there is one).
+    What it adds: the recording transport (``relier.tasks.transport``: every task message the
+    app publishes becomes a ledger record in the same script call, countdowns and etas wait
+    in Redis); the plain-task gate (``relier.tasks.plain``: workers claim each message when it
+    arrives and settle the record when the run ends); the queues Relier publishes to
+    (``re-queue`` for resurrected and handed-off tasks, and the three queues of ``@rl_task``)
+    beside the app's own; JSON among the accepted content types (a Relier message is JSON);
+    the Phoenix worker bootstep (preflight, lease, drain); the import of ``RELIER_IMPORTS`` in
+    workers (unset: a ``tasks`` module in the worker's working directory, if there is one).
+
+    What it leaves as the app set it: the default queue, routes and declared queues (workers
+    started as before consume what they did, plus ``re-queue``), serializers, the result
+    backend, ``task_acks_late``, ``task_reject_on_worker_lost``, prefetch and kombu's ack
+    emulation, so that no plain Celery task of the app is less safe than before. The
+    ready-made app (``create_app``) sets the delivery settings Relier's own tasks prefer.
 
     Raises:
         ConfigurationError: the app already uses a broker other than ``RELIER_BROKER_URL``
@@ -92,38 +102,33 @@ def install(app: Celery, settings: Settings | None = None) -> Celery:
             f"the broker of the Celery app being installed on ({mask_url(str(current))}); "
             "set RELIER_BROKER_URL to it",
         )
-    existing = {q.name for q in (app.conf.get("task_queues") or [])}
-    queues = list(app.conf.get("task_queues") or []) + [
+    declared = list(app.conf.get("task_queues") or [])
+    if not declared:
+        # With no declared queues Celery consumes its default queue alone; declaring Relier's
+        # must not take that one away.
+        default = app.conf.get("task_default_queue") or "celery"
+        declared = [Queue(default, routing_key=default)]  # type: ignore[no-untyped-call]
+    existing = {q.name for q in declared}
+    queues = declared + [
         Queue(name, routing_key=name)  # type: ignore[no-untyped-call]
         for name in ALL_QUEUES if name not in existing
     ]
+    accepted = list(app.conf.get("accept_content") or ["json"])
     app.conf.update(
         broker_url=broker,
-        # kombu's ack emulation keeps every delivered message in an "unacked" hash so it can
-        # redeliver after a visibility timeout. Relier acknowledges on receipt and its ledger
-        # owns redelivery, so that bookkeeping only costs writes per message, and writes that
-        # a full Redis refuses: with it on, workers stop consuming exactly when the backlog
-        # most needs draining. A user's explicit setting still wins.
-        broker_transport_options={**transport_options, "ack_emulation": False,
+        # Every task message the app publishes is recorded in the ledger with it.
+        broker_transport=transport_for(broker),
+        broker_transport_options={**transport_options,
                                   **(app.conf.get("broker_transport_options") or {})},
         broker_connection_retry_on_startup=True,
-        result_backend=app.conf.get("result_backend") or broker,
-        result_backend_transport_options=transport_options,
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
+        accept_content=accepted if "json" in accepted else [*accepted, "json"],
         task_queues=queues,
-        task_default_queue="default",
-        task_create_missing_queues=True,
-        worker_prefetch_multiplier=1,
-        worker_disable_prefetch=True,
-        task_acks_late=False,
-        task_reject_on_worker_lost=False,
         relier_installed=True,
         imports=tuple(dict.fromkeys([*(app.conf.get("imports") or ()),
                                      *settings.import_modules])),
     )
     phoenix_celery.install(app)
+    plain.install(app)
     worker_process_init.connect(_warm_child, weak=False, dispatch_uid="relier-warm-child")
     worker_init.connect(_warm_main, weak=False, dispatch_uid="relier-warm-main")
     import_modules.connect(_import_local_tasks, weak=False,
@@ -132,7 +137,33 @@ def install(app: Celery, settings: Settings | None = None) -> Celery:
 
 
 def create_app(settings: Settings | None = None) -> Celery:
-    """A new Celery app configured from ``RELIER_*`` settings, with Relier installed."""
+    """A new Celery app configured from ``RELIER_*`` settings, with Relier installed.
+
+    Unlike ``install`` on an app of yours, it also sets the delivery Relier's own tasks
+    prefer: JSON only; ``default`` as the default queue; no prefetch beyond free pool slots;
+    early acknowledgement and no kombu ack emulation (Relier's ledger owns redelivery from the
+    claim on, so kombu's visibility timeout never re-runs a long task, and the unacked
+    bookkeeping would only cost writes that a full Redis refuses, stopping consumption exactly
+    when a backlog most needs draining).
+    """
     settings = settings or get_settings()
+    broker, transport_options = kombu_broker_options(settings)
     app = Celery("relier", set_as_current=True)
+    app.conf.update(
+        broker_url=broker,
+        broker_transport_options={**transport_options, "ack_emulation": False},
+        result_backend=broker,
+        result_backend_transport_options=transport_options,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_queues=[Queue(name, routing_key=name)  # type: ignore[no-untyped-call]
+                     for name in ALL_QUEUES],
+        task_default_queue=DEFAULT_QUEUE,
+        task_create_missing_queues=True,
+        worker_prefetch_multiplier=1,
+        worker_disable_prefetch=True,
+        task_acks_late=False,
+        task_reject_on_worker_lost=False,
+    )
     return install(app, settings)
