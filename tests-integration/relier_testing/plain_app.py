@@ -72,3 +72,15 @@ def hangs(key: str) -> None:
     """Outlives its hard time limit."""
     _client().incr(f"test:runs:{key}")
     time.sleep(30)
+
+
+@app.task
+def tick() -> None:
+    """A beat entry's task: appends the time of each run."""
+    _client().rpush("test:beat:ticks", time.time())
+
+
+if os.environ.get("PLAIN_APP_BEAT_EVERY"):
+    app.conf.beat_schedule = {
+        "tick-every": {"task": tick.name, "schedule": float(os.environ["PLAIN_APP_BEAT_EVERY"])},
+    }

@@ -123,6 +123,10 @@ class Keys:
         """Marker of an idempotent task's key (hash)."""
         return f"{self.prefix}:i:{task_name}:{digest}"
 
+    def beat_occurrence(self, entry: str) -> str:
+        """Task id of a beat entry's last sent occurrence (string, expires after its gap)."""
+        return f"{self.prefix}:beat:{entry}"
+
     def lock(self, key: str) -> str:
         """Marker of an ``idempotency_lock`` key (hash)."""
         return f"{self.prefix}:lock:{key}"

@@ -59,6 +59,8 @@ class DispatchRequest(msgspec.Struct, frozen=True, kw_only=True):
         from_epoch: > 0 when the publisher is that run of this very task (fences a zombie's
             retry).
         priority: kombu's priority step of the message (its list is another key).
+        occurrence / occurrence_gap_ms: A Celery beat entry's name and the time within which
+            another send of it is the same occurrence ('' / 0: not a beat send).
     """
 
     task_id: str
@@ -74,12 +76,14 @@ class DispatchRequest(msgspec.Struct, frozen=True, kw_only=True):
     plain: bool = False
     from_epoch: int = 0
     priority: int = 0
+    occurrence: str = ""
+    occurrence_gap_ms: int = 0
 
 
 class DispatchReply(msgspec.Struct, frozen=True):
     """What ``task_dispatch`` decided."""
 
-    kind: Literal["accepted", "duplicate", "rejected", "fenced"]
+    kind: Literal["accepted", "duplicate", "rejected", "fenced", "occurred"]
     seq: int = 0
     task_id: str = ""
     state: str = ""
@@ -171,6 +175,8 @@ def _parse_dispatch(reply: list[Any]) -> DispatchReply:
         )
     if code == 4:
         return DispatchReply("fenced", epoch=int(reply[1]))
+    if code == 5:
+        return DispatchReply("occurred", task_id=text(reply[1]))
     return DispatchReply("rejected", retry_after_ms=int(reply[1]), scope_position=reply[2])
 
 
@@ -267,10 +273,13 @@ class Ops:
             "task_dispatch",
             [k.task(r.task_id), k.envelope(r.task_id), k.pending(r.queue), k.queue_seq,
              k.broker_list(r.queue, r.priority), r.idem_key or k.task(r.task_id), k.due,
-             k.scheduled(r.task_id), k.dlq, *(s.key for s in r.admission)],
+             k.scheduled(r.task_id), k.dlq,
+             k.beat_occurrence(r.occurrence) if r.occurrence else k.task(r.task_id),
+             *(s.key for s in r.admission)],
             [r.task_id, r.task_name, r.queue, r.envelope, r.max_resurrections,
              r.idem_ttl if r.idem_key else 0, message, r.traceparent, max(0, r.delay_ms),
-             1 if r.plain else 0, r.from_epoch, *_scope_args(r.admission)],
+             1 if r.plain else 0, r.from_epoch,
+             max(0, r.occurrence_gap_ms) if r.occurrence else 0, *_scope_args(r.admission)],
             _parse_dispatch,
         )
 

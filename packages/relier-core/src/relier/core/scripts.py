@@ -62,9 +62,10 @@ SPECS: dict[str, ScriptSpec] = {
         ScriptSpec(
             "task_dispatch",
             ("record", "envelope", "pending", "qseq", "queue_list", "idem", "due", "scheduled",
-             "dlq", "admission..."),
+             "dlq", "occurrence", "admission..."),
             ("task_id", "task_name", "queue", "envelope", "max_res", "idem_ttl", "message",
-             "traceparent", "delay_ms", "plain", "from_epoch", "n_scopes", "limits..."),
+             "traceparent", "delay_ms", "plain", "from_epoch", "occ_gap_ms", "n_scopes",
+             "limits..."),
         ),
         ScriptSpec(
             "task_promote",

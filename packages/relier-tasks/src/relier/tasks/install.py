@@ -17,7 +17,7 @@ from relier.core.exceptions import ConfigurationError
 from relier.core.queues import ALL_QUEUES, DEFAULT_QUEUE
 from relier.core.settings import Settings, get_settings, mask_url
 from relier.phoenix import celery as phoenix_celery
-from relier.tasks import plain
+from relier.tasks import beat, plain
 from relier.tasks.runtime import process_loop
 from relier.tasks.transport import transport_for
 
@@ -80,8 +80,10 @@ def install(app: Celery, settings: Settings | None = None) -> Celery:
     arrives and settle the record when the run ends); the queues Relier publishes to
     (``re-queue`` for resurrected and handed-off tasks, and the three queues of ``@rl_task``)
     beside the app's own; JSON among the accepted content types (a Relier message is JSON);
-    the Phoenix worker bootstep (preflight, lease, drain); the import of ``RELIER_IMPORTS`` in
-    workers (unset: a ``tasks`` module in the worker's working directory, if there is one).
+    the Phoenix worker bootstep (preflight, lease, drain); a beat scheduler that sends each
+    occurrence once even when two beats run (when the app uses Celery's default); the import
+    of ``RELIER_IMPORTS`` in workers (unset: a ``tasks`` module in the worker's working
+    directory, if there is one).
 
     What it leaves as the app set it: the default queue, routes and declared queues (workers
     started as before consume what they did, plus ``re-queue``), serializers, the result
@@ -114,6 +116,10 @@ def install(app: Celery, settings: Settings | None = None) -> Celery:
         for name in ALL_QUEUES if name not in existing
     ]
     accepted = list(app.conf.get("accept_content") or ["json"])
+    if app.conf.get("beat_scheduler") in (None, beat.CELERY_DEFAULT):
+        # Each beat occurrence is sent once even with two beats; a custom scheduler adds
+        # relier.tasks.beat.BeatOccurrences to its bases for the same.
+        app.conf.beat_scheduler = "relier.tasks.beat:Scheduler"
     app.conf.update(
         broker_url=broker,
         # Every task message the app publishes is recorded in the ledger with it.

@@ -5,8 +5,8 @@ are kombu's own Redis (or Sentinel) transport with one method replaced: ``Channe
 operation every virtual kombu transport implements to put one message on one queue. Every task
 message the app publishes passes there, whatever sent it: ``.delay()``, ``apply_async``,
 ``send_task``, signatures and canvas (chain, group, chord, links and callbacks), retries,
-``self.replace`` and Celery beat. Nothing of Celery is patched; a custom transport class is how
-kombu is meant to be extended.
+``self.replace`` and Celery beat (each occurrence once: ``relier.tasks.beat``). Nothing of
+Celery is patched; a custom transport class is how kombu is meant to be extended.
 
 For a task message (Celery protocol 2: ``task`` and ``id`` headers) ``_put`` runs the same
 single dispatch script as ``push`` (``task_dispatch``): the record, the sealed copy of the
@@ -44,6 +44,7 @@ from relier.core.settings import Settings, get_settings
 from relier.envelope import Keyring, seal_bytes
 from relier.phoenix import Ledger
 from relier.phoenix.broker import RELIER_HEADER
+from relier.tasks.beat import HEADER_ENTRY, HEADER_GAP
 
 __all__ = ["PlainRecorder", "SentinelTransport", "Transport", "recorder", "transport_for"]
 
@@ -99,12 +100,13 @@ class PlainRecorder:
             return
         stored = stored_message(message)
         scopes = self.admission.scopes(queue) if self.admission.enabled else ()
+        entry, gap_ms = _beat_occurrence(headers)
         request = DispatchRequest(
             task_id=task_id, task_name=name, queue=queue,
             envelope=seal_bytes(stored, self.keyring),
             max_resurrections=self.settings.max_resurrections, admission=scopes,
             delay_ms=delay_ms, plain=True, from_epoch=_publishing_epoch(task_id),
-            priority=priority,
+            priority=priority, occurrence=entry, occurrence_gap_ms=gap_ms,
         )
         prepared = self.ledger.prepare_dispatch(request, stored)
         reply = self.ledger.record_dispatch(prepared)
@@ -115,6 +117,10 @@ class PlainRecorder:
                 f"{scope.window_ms / 1000:g}s) is reached",
                 math.ceil(reply.retry_after_ms / 1000), scope.name,
             )
+        if reply.kind == "occurred":
+            log.info("beat entry %r: this occurrence was already sent as task %s (another "
+                     "beat process is running); %s not sent", entry, reply.task_id, task_id)
+            return
         if reply.kind == "fenced":
             raise EpochFencedError(task_id, request.from_epoch, "re-dispatch (retry)")
         if reply.kind == "accepted":
@@ -150,6 +156,14 @@ class PlainRecorder:
                     f"release it (`rl dlq show {task_id}`)",
             outcome="rejected", raw=stored_message(message), task_name=name, queue=queue,
         )
+
+
+def _beat_occurrence(headers: dict[str, Any]) -> tuple[str, int]:
+    """The beat entry and occurrence gap a ``relier.tasks.beat`` scheduler put on a send."""
+    entry, gap = headers.get(HEADER_ENTRY), headers.get(HEADER_GAP)
+    if not isinstance(entry, str) or not entry or not isinstance(gap, int) or gap <= 0:
+        return "", 0
+    return entry, gap
 
 
 class _BadEtaError(ValueError):

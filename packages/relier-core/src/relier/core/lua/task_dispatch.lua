@@ -24,7 +24,8 @@
 -- KEYS[7] due           scheduled tasks by due time (zset, ms of the Redis clock)
 -- KEYS[8] scheduled     the message a scheduled task's promotion pushes (string)
 -- KEYS[9] dlq           dead-letter index (a re-dispatched dead task leaves it)
--- KEYS[10..] admission  one sliding-window zset per admission scope (ARGV[12] of them)
+-- KEYS[10] occurrence   last sent occurrence of a beat entry (ignored when ARGV[12] is 0)
+-- KEYS[11..] admission  one sliding-window zset per admission scope (ARGV[13] of them)
 -- ARGV[1] task_id
 -- ARGV[2] task_name
 -- ARGV[3] queue
@@ -40,13 +41,16 @@
 --                       KEYS[7] and its message in KEYS[8] until the resurrector promotes it
 -- ARGV[10] plain        1 for a plain Celery message (re-dispatch allowed), 0 for a doorbell
 -- ARGV[11] from_epoch   > 0: the publisher is the run of this epoch (retry, replace)
--- ARGV[12] n_scopes     number of admission scopes
--- ARGV[13..] limits     (limit, window_ms) per admission scope
+-- ARGV[12] occ_gap_ms   > 0: a beat occurrence; another send of the same entry within this
+--                       many ms (a second beat process) is the same occurrence
+-- ARGV[13] n_scopes     number of admission scopes
+-- ARGV[14..] limits     (limit, window_ms) per admission scope
 -- Returns:
 --   {1, seq}                               accepted (seq 0: scheduled)
 --   {2, task_id, state, result|false}      idempotent duplicate of an existing task
 --   {3, retry_after_ms, scope_position}    refused by admission control
 --   {4, epoch}                             fenced: the publishing run is no longer current
+--   {5, task_id}                           this beat occurrence was already sent (as task_id)
 --@include clock
 --@include window
 --@include message
@@ -59,6 +63,14 @@ local idem_ttl = tonumber(ARGV[6])
 local delay = tonumber(ARGV[9])
 local plain = ARGV[10] == '1'
 local from_epoch = tonumber(ARGV[11])
+local occurrence, occ_gap = KEYS[10], tonumber(ARGV[12])
+
+-- Two beat processes (a deploy mistake) send each occurrence of an entry once each; the first
+-- send within the gap wins and the second writes nothing. The marker expires by itself.
+if occ_gap > 0 then
+  local sent = redis.call('GET', occurrence)
+  if sent then return {5, sent} end
+end
 
 -- A duplicate of a live or finished idempotent task returns that task: no admission is spent
 -- on it and nothing is enqueued.
@@ -79,7 +91,7 @@ end
 local now = now_ms()
 -- A re-dispatch of a task already admitted (a retry of the running task) is not a new call.
 if not state then
-  local wait, position = window_admit(10, tonumber(ARGV[12]), 13, task_id, now)
+  local wait, position = window_admit(11, tonumber(ARGV[13]), 14, task_id, now)
   if wait > 0 then return {3, wait, position} end
 end
 
@@ -110,6 +122,7 @@ else
   redis.call('DEL', scheduled)
 end
 redis.call('SET', envelope, ARGV[4])
+if occ_gap > 0 then redis.call('SET', occurrence, task_id, 'PX', occ_gap) end
 if ARGV[8] ~= '' then redis.call('HSET', record, 'tp', ARGV[8]) end
 if idem_ttl > 0 then
   -- The marker names its owner; it has no TTL while the owner lives, because the owner's
