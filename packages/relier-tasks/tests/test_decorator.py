@@ -53,7 +53,8 @@ def test_unknown_option_is_a_type_error_listing_known_ones() -> None:
         ({"hard_timeout": 10}, False, "need an `async def` task"),
         ({"soft_timeout": 5}, False, "asyncio.to_thread"),
         ({"queue": "re-queue"}, True, "internal queue for resurrected tasks"),
-        ({"queue": "urgent"}, True, "unknown queue 'urgent'; pick one of high_priority"),
+        ({"queue": "urgent"}, True, "queue 'urgent' is not declared; pick one of high_priority, "
+                                    "default, low_priority, or add it to RELIER_QUEUES"),
         ({"soft_timeout": 30, "hard_timeout": 30}, True, "must be below hard_timeout"),
         ({"idempotent": True, "idempotency_ttl": 5, "hard_timeout": 10}, True,
          "Raise idempotency_ttl to at least 10"),

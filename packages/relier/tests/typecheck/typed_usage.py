@@ -69,6 +69,10 @@ def sync_dispatch() -> None:
     assert_type(resize.push("img", width=640).get(), dict[str, int])
     assert_type(enrich.push("item").get(), str)
     untyped.push(1, "two", three=3)  # *args/**kwargs accept anything, as they would
+    # Per-call options keep the task's types, and are not mistaken for its arguments.
+    assert_type(add.with_options(countdown=5, queue="default").push(1, 2), TaskReceipt[int])
+    add.with_options(countdown=5).push("1", 2)  # type: ignore[arg-type]
+    add.with_options(countdown="5")  # type: ignore[arg-type]
 
     # Calls that can never run are rejected before they reach Redis.
     add.push("1", 2)  # type: ignore[arg-type]

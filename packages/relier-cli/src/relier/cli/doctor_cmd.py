@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from relier.cli._common import JSON_OPTION, console, escape, guard, ledger, print_json, settings
-from relier.core.queues import ALL_QUEUES, RECOVERY_QUEUE
+from relier.core.queues import RECOVERY_QUEUE
 from relier.core.settings import Settings
 
 __all__ = ["doctor", "doctor_report", "envelope_checks", "requeue_consumer_check"]
@@ -64,7 +64,8 @@ def doctor_report() -> dict[str, Any]:
 
     add("workers", bool(live), f"{len(live)} live" + (
         f", {len(expired)} expired (their tasks await the resurrector)" if expired else ""),
-        "start workers: celery -A relier.tasks.app worker -Q " + ",".join(ALL_QUEUES))
+        "start workers: celery -A relier.tasks.app worker -Q "
+        + ",".join([*s.queue_names(), RECOVERY_QUEUE]))
     add("resurrector", bool(health.resurrectors), f"{health.resurrectors} live",
         "run `rl run-resurrector` (one or two per cluster)")
     checks.append(requeue_consumer_check(len(live), set(health.consumed_queues)))

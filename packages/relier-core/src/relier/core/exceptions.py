@@ -7,6 +7,8 @@ Celery records ``exc_module``/``exc_type`` for failures, so keeping the whole hi
 
 from __future__ import annotations
 
+import time
+
 from relier.core.urls import mask_url
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "SchemaMigrationError",
     "SchemaVersionTooNewError",
     "TaskDeadLetteredError",
+    "TaskExpiredError",
     "TaskNotFoundError",
     "TaskTimeoutError",
 ]
@@ -225,6 +228,20 @@ class TaskTimeoutError(RelierError, TimeoutError):
         self.hard_timeout = hard_timeout
         super().__init__(
             f"{task_name!r} exceeded its hard_timeout of {hard_timeout:g}s and was cancelled."
+        )
+
+
+class TaskExpiredError(RelierError):
+    """A task was not started before its ``expires`` time; it is dead-lettered unrun."""
+
+    def __init__(self, task_name: str, expires_at: float) -> None:
+        self.task_name = task_name
+        self.expires_at = expires_at
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires_at))
+        super().__init__(
+            f"{task_name!r} expired at {when} before it started, so it was not run. The "
+            "expiry is sealed in the task (a release would expire it again): dispatch it "
+            "anew if it is still wanted."
         )
 
 

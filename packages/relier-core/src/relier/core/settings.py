@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from relier.core.exceptions import ConfigurationError
+from relier.core.queues import RECOVERY_QUEUE
 from relier.core.urls import ambiguous_credentials, mask_url
 
 __all__ = [
@@ -171,6 +172,15 @@ class Settings:
         default=86_400,
         metadata=_meta("Seconds a completed task's record and result stay readable.",
                        group="tasks"),
+    )
+    queues: str = field(
+        default="high_priority,default,low_priority",
+        metadata=_meta(
+            "Queues an @rl_task may be declared on or pushed to (comma-separated). Plain Celery "
+            "tasks of an installed app use the app's own routing instead; re-queue is "
+            "Relier's internal queue and cannot be listed.",
+            group="tasks",
+        ),
     )
     max_countdown: float = field(
         default=365 * 86_400.0,
@@ -428,6 +438,7 @@ class Settings:
             )
         self.signing_key_pairs()  # raises on a malformed value
         self.admission_queue_limit_map()
+        self.queue_names()
 
     # -- derived values ----------------------------------------------------------------------------
     @property
@@ -466,6 +477,22 @@ class Settings:
             seen.add(kid)
             pairs.append((kid, secret.encode()))
         return tuple(pairs)
+
+    def queue_names(self) -> tuple[str, ...]:
+        """``RELIER_QUEUES`` as a tuple, checked.
+
+        Raises:
+            ConfigurationError: empty, repeated or malformed names, or ``re-queue`` listed.
+        """
+        names = tuple(n.strip() for n in self.queues.split(","))
+        bad = [n for n in names if not n or any(c.isspace() or c in "{}:*" for c in n)]
+        if bad or len(set(names)) != len(names) or RECOVERY_QUEUE in names:
+            raise ConfigurationError(
+                "RELIER_QUEUES", self.queues,
+                "a comma-separated list of distinct queue names (no spaces, braces, ':' or "
+                f"'*'), without Relier's internal {RECOVERY_QUEUE!r}",
+            )
+        return names
 
     def admission_queue_limit_map(self) -> dict[str, int]:
         """Parse ``RELIER_ADMISSION_QUEUE_LIMITS`` into ``{queue: limit}``."""

@@ -20,11 +20,15 @@ class Headers(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True):
         producer: ``host:pid`` of the dispatching process.
         trace: W3C trace context (``traceparent``, ``tracestate``) of the dispatching span, so
             the task's span becomes its child.
+        expires_at: Unix time after which the task must not start (0: never). It comes last:
+            a worker of an older release decodes a newer envelope and ignores it, and an
+            older envelope decodes here with 0.
     """
 
     enqueued_at: float = 0.0
     producer: str = ""
     trace: dict[str, str] = {}
+    expires_at: float = 0.0
 
 
 class Envelope(msgspec.Struct, array_like=True, frozen=True):
@@ -60,12 +64,13 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
         version: int = 1,
         producer: str = "",
         trace: dict[str, str] | None = None,
+        expires_at: float = 0.0,
     ) -> Envelope:
         """Build an envelope stamped with the current time, after checking the arguments."""
         check_arguments(task, args, kwargs)
         return cls(
             task, task_id, version, list(args), dict(kwargs),
-            Headers(time.time(), producer, trace or {}),
+            Headers(time.time(), producer, trace or {}, expires_at),
         )
 
 

@@ -48,7 +48,7 @@ from relier.core.ops import (
 )
 from relier.core.plain import readdress, sealed_body
 from relier.core.preflight import PreflightReport, run_preflight
-from relier.core.queues import ALL_QUEUES, RECOVERY_QUEUE
+from relier.core.queues import RECOVERY_QUEUE
 from relier.core.record import (
     ATTEMPT,
     CHECKPOINT,
@@ -686,7 +686,8 @@ class Ledger:
         now = self.now_ms()
         live = [w for w in workers if w.deadline_ms >= now]
         consumed = {q for w in live for q in w.queues}
-        queues = sorted({*ALL_QUEUES, *(text(q) for q in client.hkeys(keys.queue_seq))})
+        queues = sorted({*self.settings.queue_names(), RECOVERY_QUEUE,
+                         *(text(q) for q in client.hkeys(keys.queue_seq))})
         return HealthFacts(
             now_ms=now, live_workers=tuple(w.worker_id for w in live),
             expired_workers=tuple(w.worker_id for w in workers if w.deadline_ms < now),

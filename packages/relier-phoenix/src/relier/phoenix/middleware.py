@@ -23,6 +23,7 @@ from relier.core.exceptions import (
     EpochFencedError,
     LegacyMessageRejectedError,
     RelierError,
+    TaskExpiredError,
     TaskTimeoutError,
 )
 from relier.core.ops import ClaimReply
@@ -239,18 +240,20 @@ class PhoenixMiddleware(Middleware):
             log.warning("task %s: run fenced off: %s", job.task_id, error)
             return
         timeout = isinstance(error, TaskTimeoutError)
-        reason = "TimeoutError" if timeout else type(error).__name__
+        expired = isinstance(error, TaskExpiredError)
+        # The reasons plain Celery tasks are dead-lettered under, for the same events.
+        reason = "TimeoutError" if timeout else "Expired" if expired else type(error).__name__
+        outcome = "timeout" if timeout else "expired" if expired else "failed"
         tb = "".join(traceback.format_exception(error))
         recorded = retry_transient(lambda: ledger.fail(
             task_id=job.task_id, worker_id=job.worker_id, epoch=job.epoch, reason=reason,
             exc_type=f"{type(error).__module__}.{type(error).__qualname__}",
-            message=message or str(error), traceback=tb,
-            outcome="timeout" if timeout else "failed",
+            message=message or str(error), traceback=tb, outcome=outcome,
             idem_key=job.idem_key,
         ), "dead-letter")
         events.emit("task.finished", task=job.options.name, task_id=job.task_id,
                     queue=job.options.queue, attempt=job.attempt,
-                    outcome=("timeout" if timeout else "failed") if recorded else "fenced",
+                    outcome=outcome if recorded else "fenced",
                     seconds=time.time() - job.started_at if job.started_at else 0.0)
         if recorded:
             events.emit("task.dead_lettered", task=job.options.name, task_id=job.task_id,

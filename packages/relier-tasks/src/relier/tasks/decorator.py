@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
@@ -29,8 +30,10 @@ from celery.local import Proxy
 
 from relier.core.pipeline import TaskOptions
 from relier.core.queues import ALL_QUEUES, DEFAULT_QUEUE, PUBLIC_QUEUES, RECOVERY_QUEUE
+from relier.core.settings import get_settings
 from relier.tasks.dispatch import dispatcher
 from relier.tasks.middleware import option_owners
+from relier.tasks.options import CallOptions, call_options, check_queue
 from relier.tasks.receipt import TaskReceipt
 from relier.tasks.runtime import TaskSpec, accepts_ctx, runtime
 from relier.tasks.transport import RELIER_TASK_NAMES
@@ -39,6 +42,7 @@ __all__ = [
     "ALL_QUEUES",
     "INTERNAL_QUEUES",
     "PUBLIC_QUEUES",
+    "BoundCall",
     "RelierTask",
     "RelierTaskHandle",
     "TaskReceipt",
@@ -69,6 +73,23 @@ class RelierTask(Task):  # type: ignore[misc]  # Celery ships no type informatio
         """Dispatch from sync code (Flask, Django, scripts, sync or async task bodies)."""
         return dispatcher().push(self._relier_spec, args, kwargs)
 
+    def with_options(self, *, queue: str | None = None, countdown: float | None = None,
+                     eta: datetime | None = None, expires: float | datetime | None = None
+                     ) -> BoundCall:
+        """This task with per-call options; its ``push``/``apush`` take the task's arguments.
+
+        ``queue`` (one of ``RELIER_QUEUES``), ``countdown`` (seconds) or ``eta`` (a
+        ``datetime``, naive meaning UTC), ``expires`` (seconds after dispatch, or a
+        ``datetime``). Checked here, before any call.
+
+        Raises:
+            ValueError: an undeclared queue, a negative or too distant countdown, an expiry
+                before the due time (the message says how to fix it).
+            TypeError: an option of the wrong type.
+        """
+        return BoundCall(self, call_options(self.name, get_settings(), queue=queue,
+                                            countdown=countdown, eta=eta, expires=expires))
+
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """Legacy dispatch (plain, unsigned Celery message); prefer ``apush``/``push``.
 
@@ -81,6 +102,35 @@ class RelierTask(Task):  # type: ignore[misc]  # Celery ships no type informatio
 
             return app.send_task(self.name, args=args, kwargs=kwargs, **options)
         return super().apply_async(args, kwargs, **options)
+
+
+class BoundCall:
+    """An ``@rl_task`` with per-call options (``task.with_options(...)``)."""
+
+    __slots__ = ("options", "task")
+
+    def __init__(self, task: RelierTask, options: CallOptions) -> None:
+        self.task, self.options = task, options
+
+    async def apush(self, *args: Any, **kwargs: Any) -> TaskReceipt[Any]:
+        """``task.apush`` with these options."""
+        return await dispatcher().apush(self.task._relier_spec, args, kwargs, self.options)
+
+    def push(self, *args: Any, **kwargs: Any) -> TaskReceipt[Any]:
+        """``task.push`` with these options."""
+        return dispatcher().push(self.task._relier_spec, args, kwargs, self.options)
+
+
+class BoundHandle(Protocol, Generic[P, R_co]):
+    """What ``with_options`` returns, for type checkers: the same ``push`` / ``apush``."""
+
+    async def apush(self, *args: P.args, **kwargs: P.kwargs) -> TaskReceipt[R_co]:
+        """Dispatch from async code, with the function's arguments."""
+        ...
+
+    def push(self, *args: P.args, **kwargs: P.kwargs) -> TaskReceipt[R_co]:
+        """Dispatch from sync code, with the function's arguments."""
+        ...
 
 
 class RelierTaskHandle(Protocol, Generic[P, R_co]):
@@ -98,6 +148,12 @@ class RelierTaskHandle(Protocol, Generic[P, R_co]):
 
     def push(self, *args: P.args, **kwargs: P.kwargs) -> TaskReceipt[R_co]:
         """Dispatch from sync code, with the function's arguments."""
+        ...
+
+    def with_options(self, *, queue: str | None = None, countdown: float | None = None,
+                     eta: datetime | None = None, expires: float | datetime | None = None
+                     ) -> BoundHandle[P, R_co]:
+        """The task with per-call options (queue, countdown or eta, expires)."""
         ...
 
     def delay(self, *args: Any, **kwargs: Any) -> Any:
@@ -142,7 +198,8 @@ def rl_task(fn: Callable[..., Any] | None = None, /, **options: Any
             ) -> RelierTaskHandle[..., Any] | _Decorator:
     """Declare a Relier task: ``@rl_task()``, ``@rl_task(queue=..., ...)`` or ``@rl_task``.
 
-    Options: ``queue`` (high_priority, default, low_priority), ``name`` (default
+    Options: ``queue`` (one of ``RELIER_QUEUES``: high_priority, default, low_priority unless
+    set otherwise), ``name`` (default
     ``module.qualname``), ``idempotent``, ``idempotency_ttl``, ``soft_timeout``,
     ``hard_timeout``, ``on_soft_timeout``, ``max_resurrections``.
 
@@ -179,15 +236,7 @@ def _decorate(fn: Callable[..., Any], values: dict[str, Any], owners: list[Any]
     if not callable(fn):
         raise TypeError(f"rl_task decorates functions, not {type(fn).__name__}")
     name = values["name"] or f"{fn.__module__}.{fn.__qualname__}"
-    queue = values["queue"]
-    if queue in INTERNAL_QUEUES:
-        raise ValueError(
-            f"{name}: queue={queue!r} is Relier's internal queue for resurrected tasks; pick "
-            f"one of {', '.join(PUBLIC_QUEUES)}"
-        )
-    if queue not in PUBLIC_QUEUES:
-        raise ValueError(f"{name}: unknown queue {queue!r}; pick one of "
-                         f"{', '.join(PUBLIC_QUEUES)}")
+    queue = check_queue(name, values["queue"], get_settings())
     values = {**values, "name": name}
     options = TaskOptions(name=name, queue=queue, is_async=inspect.iscoroutinefunction(fn),
                           values=MappingProxyType(values))

@@ -32,11 +32,15 @@ from relier.core.ops import AdmissionScope, DispatchReply, DispatchRequest
 from relier.core.settings import Settings, get_settings, mask_url
 from relier.phoenix import Ledger, PhoenixMiddleware
 from relier.phoenix.ledger import PreparedDispatch
+from relier.tasks.options import CallOptions
 from relier.tasks.receipt import TaskReceipt
 from relier.tasks.runtime import TaskSpec, process_loop
 from relier.tasks.sealing import CallSealer
 
 __all__ = ["Dispatcher", "dispatcher"]
+
+#: A dispatch with no per-call options: now, on the task's own queue, never expiring.
+NOW = CallOptions()
 
 
 
@@ -56,14 +60,14 @@ class Dispatcher:
         self.sealer = CallSealer(self.settings)
         self.phoenix = PhoenixMiddleware(self.ledger)
         policy = AdmissionPolicy(self.settings)
-        self.admission: Callable[[TaskSpec], tuple[AdmissionScope, ...]] | None = (
-            (lambda spec: policy.scopes(spec.options.queue)) if policy.enabled else None
+        self.admission: Callable[[str], tuple[AdmissionScope, ...]] | None = (
+            policy.scopes if policy.enabled else None
         )
         self.host = socket.gethostname()
         self.traced = self.settings.otel_enabled
 
     def prepare(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
-                trace: dict[str, str] | None = None) -> _Prepared:
+                trace: dict[str, str] | None = None, call: CallOptions = NOW) -> _Prepared:
         """Check the call, seal the envelope and build the script call (no I/O).
 
         Raises:
@@ -78,19 +82,22 @@ class Dispatcher:
         # IdempotencyKeyError.
         idem_key, idem_ttl = self.sealer.key(spec, args, kwargs)
         envelope = self.sealer.seal(spec, task_id, args, kwargs,
-                                    producer=f"{self.host}:{os.getpid()}", trace=trace)
-        scopes = self.admission(spec) if self.admission else ()
+                                    producer=f"{self.host}:{os.getpid()}", trace=trace,
+                                    expires_at=call.expires_at)
+        queue = call.queue or options.queue
+        scopes = self.admission(queue) if self.admission else ()
         prepared = self.ledger.prepare_dispatch(DispatchRequest(
-            task_id=task_id, task_name=options.name, queue=options.queue,
+            task_id=task_id, task_name=options.name, queue=queue,
             envelope=envelope,
             max_resurrections=self.phoenix.max_resurrections(options),
             idem_key=idem_key, idem_ttl=idem_ttl,
             admission=scopes, traceparent=(trace or {}).get("traceparent", ""),
+            delay_ms=math.ceil(call.delay_s * 1000),
         ))
         return _Prepared(task_id, prepared, scopes)
 
-    def push(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
-             ) -> TaskReceipt[Any]:
+    def push(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+             call: CallOptions = NOW) -> TaskReceipt[Any]:
         """Dispatch from synchronous code."""
         try:
             loop = asyncio.get_running_loop()
@@ -104,12 +111,12 @@ class Dispatcher:
             )
         if self.traced:
             with self._span(spec) as span:
-                return span.done(self._push(spec, args, kwargs, span.carrier))
-        return self._push(spec, args, kwargs, None)
+                return span.done(self._push(spec, args, kwargs, span.carrier, call))
+        return self._push(spec, args, kwargs, None, call)
 
     def _push(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
-              trace: dict[str, str] | None) -> TaskReceipt[Any]:
-        prepared = self.prepare(spec, args, kwargs, trace)
+              trace: dict[str, str] | None, call: CallOptions) -> TaskReceipt[Any]:
+        prepared = self.prepare(spec, args, kwargs, trace, call)
         try:
             reply = self.ledger.record_dispatch(prepared.dispatch)
         except redis.RedisError as exc:
@@ -122,17 +129,17 @@ class Dispatcher:
                 raise self._deferred(receipt, exc) from exc
         return receipt
 
-    async def apush(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
-                    ) -> TaskReceipt[Any]:
+    async def apush(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+                    call: CallOptions = NOW) -> TaskReceipt[Any]:
         """Dispatch from asyncio code."""
         if self.traced:
             with self._span(spec) as span:
-                return span.done(await self._apush(spec, args, kwargs, span.carrier))
-        return await self._apush(spec, args, kwargs, None)
+                return span.done(await self._apush(spec, args, kwargs, span.carrier, call))
+        return await self._apush(spec, args, kwargs, None, call)
 
     async def _apush(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
-                     trace: dict[str, str] | None) -> TaskReceipt[Any]:
-        prepared = self.prepare(spec, args, kwargs, trace)
+                     trace: dict[str, str] | None, call: CallOptions) -> TaskReceipt[Any]:
+        prepared = self.prepare(spec, args, kwargs, trace, call)
         try:
             reply = await self.ledger.arecord_dispatch(prepared.dispatch)
         except redis.RedisError as exc:

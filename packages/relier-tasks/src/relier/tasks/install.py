@@ -14,7 +14,7 @@ from kombu import Queue  # type: ignore[attr-defined]
 
 from relier.core.connection import kombu_broker_options
 from relier.core.exceptions import ConfigurationError
-from relier.core.queues import ALL_QUEUES, DEFAULT_QUEUE
+from relier.core.queues import DEFAULT_QUEUE, RECOVERY_QUEUE
 from relier.core.settings import Settings, get_settings, mask_url
 from relier.phoenix import celery as phoenix_celery
 from relier.tasks import beat, plain
@@ -78,7 +78,7 @@ def install(app: Celery, settings: Settings | None = None) -> Celery:
     app publishes becomes a ledger record in the same script call, countdowns and etas wait
     in Redis); the plain-task gate (``relier.tasks.plain``: workers claim each message when it
     arrives and settle the record when the run ends); the queues Relier publishes to
-    (``re-queue`` for resurrected and handed-off tasks, and the three queues of ``@rl_task``)
+    (``re-queue`` for resurrected and handed-off tasks, and ``RELIER_QUEUES`` for ``@rl_task``)
     beside the app's own; JSON among the accepted content types (a Relier message is JSON);
     the Phoenix worker bootstep (preflight, lease, drain); a beat scheduler that sends each
     occurrence once even when two beats run (when the app uses Celery's default); the import
@@ -113,7 +113,7 @@ def install(app: Celery, settings: Settings | None = None) -> Celery:
     existing = {q.name for q in declared}
     queues = declared + [
         Queue(name, routing_key=name)  # type: ignore[no-untyped-call]
-        for name in ALL_QUEUES if name not in existing
+        for name in relier_queues(settings) if name not in existing
     ]
     accepted = list(app.conf.get("accept_content") or ["json"])
     if app.conf.get("beat_scheduler") in (None, beat.CELERY_DEFAULT):
@@ -142,6 +142,11 @@ def install(app: Celery, settings: Settings | None = None) -> Celery:
     return app
 
 
+def relier_queues(settings: Settings) -> tuple[str, ...]:
+    """The queues Relier publishes to: ``RELIER_QUEUES`` for ``@rl_task``, then ``re-queue``."""
+    return (*settings.queue_names(), RECOVERY_QUEUE)
+
+
 def create_app(settings: Settings | None = None) -> Celery:
     """A new Celery app configured from ``RELIER_*`` settings, with Relier installed.
 
@@ -164,8 +169,9 @@ def create_app(settings: Settings | None = None) -> Celery:
         result_serializer="json",
         accept_content=["json"],
         task_queues=[Queue(name, routing_key=name)  # type: ignore[no-untyped-call]
-                     for name in ALL_QUEUES],
-        task_default_queue=DEFAULT_QUEUE,
+                     for name in relier_queues(settings)],
+        task_default_queue=DEFAULT_QUEUE if DEFAULT_QUEUE in settings.queue_names()
+        else settings.queue_names()[0],
         task_create_missing_queues=True,
         worker_prefetch_multiplier=1,
         worker_disable_prefetch=True,

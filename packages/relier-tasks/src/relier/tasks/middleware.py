@@ -8,11 +8,12 @@ Telemetry is added in front when enabled.
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
-from relier.core.exceptions import PayloadIntegrityError
+from relier.core.exceptions import PayloadIntegrityError, TaskExpiredError
 from relier.core.pipeline import Job, Middleware, TaskOptions
 from relier.core.settings import Settings, get_settings
 from relier.envelope import Keyring, migrations, open_envelope
@@ -26,7 +27,8 @@ class EnvelopeMiddleware(Middleware):
     """Open the run's sealed envelope: verify the signature, then migrate old payloads.
 
     A failure raises (``PayloadIntegrityError``, ``SchemaMigrationError``,
-    ``SchemaVersionTooNewError``) before the body runs; Phoenix then dead-letters the task
+    ``SchemaVersionTooNewError``, ``TaskExpiredError`` past the sealed expiry) before the body
+    runs; Phoenix then dead-letters the task
     with the original bytes, which stay in its record.
     """
 
@@ -43,6 +45,8 @@ class EnvelopeMiddleware(Middleware):
                 f"envelope of {envelope.task}[{envelope.id}] delivered as "
                 f"{job.options.name}[{job.task_id}]", job.sealed,
             )
+        if envelope.headers.expires_at and time.time() > envelope.headers.expires_at:
+            raise TaskExpiredError(job.options.name, envelope.headers.expires_at)
         envelope = migrations.upgrade(envelope, job.sealed)
         job.args, job.kwargs, job.trace = envelope.args, envelope.kwargs, envelope.headers.trace
 

@@ -60,7 +60,7 @@ class CallSealer:
 
     def seal(self, spec: TaskSpec, task_id: str, args: Sequence[Any],
              kwargs: dict[str, Any], *, producer: str,
-             trace: dict[str, str] | None = None) -> bytes:
+             trace: dict[str, str] | None = None, expires_at: float = 0.0) -> bytes:
         """The call's envelope at the task's current version, sealed with this keyring.
 
         Raises:
@@ -68,5 +68,5 @@ class CallSealer:
         """
         envelope = Envelope.new(spec.name, task_id, list(args), kwargs,
                                 version=migrations.current_version(spec.name),
-                                producer=producer, trace=trace)
+                                producer=producer, trace=trace, expires_at=expires_at)
         return seal(envelope, self.keyring)
