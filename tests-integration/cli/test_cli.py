@@ -395,3 +395,21 @@ def test_read_only_commands_never_write(relier_worker: Callable[..., WorkerProce
         assert used - READ_ONLY - {"config|resetstat"} == set(), used - READ_ONLY
     finally:
         worker.kill_group(signal.SIGCONT)
+
+
+def test_a_scheduled_task_shows_its_due_time_and_doctor_counts_it(
+        relier_env: dict[str, str]) -> None:
+    receipt = tasks.record.with_options(countdown=600).push("due-later")
+    data = rl_json("tasks", "show", receipt.id)
+    assert_schema(data)
+    assert data["state"] == "scheduled"
+    assert data["due_ms"] - data["dispatched_ms"] >= 599_000
+    shown = rl("tasks", "show", receipt.id).stdout
+    assert "scheduled" in shown
+    assert "due" in shown
+    doctor = rl_json("doctor")
+    assert doctor["scheduled"] == 1
+    assert {"name": "scheduled tasks", "status": "fail",
+            "detail": "1 waiting in Redis for their countdown or eta",
+            "fix": "run `rl run-resurrector`: it promotes scheduled tasks when due; without "
+                   "one they never run"} in doctor["checks"]

@@ -56,7 +56,7 @@ def doctor_report() -> dict[str, Any]:
     live, expired = health.live_workers, health.expired_workers
     data.update(workers=len(live), expired_workers=len(expired),
                 resurrectors=health.resurrectors, queues=health.queue_depths,
-                dead_letters=health.dead_letters)
+                dead_letters=health.dead_letters, scheduled=health.scheduled)
 
     def add(name: str, ok: bool, detail: str, fix: str, status_if_bad: str = "fail") -> None:
         checks.append({"name": name, "status": "ok" if ok else status_if_bad,
@@ -70,6 +70,10 @@ def doctor_report() -> dict[str, Any]:
         "run `rl run-resurrector` (one or two per cluster)")
     checks.append(requeue_consumer_check(len(live), set(health.consumed_queues)))
     add("dead-letter queue", True, f"{data['dead_letters']} entries", "")
+    add("scheduled tasks", bool(health.resurrectors) or not health.scheduled,
+        f"{health.scheduled} waiting in Redis for their countdown or eta",
+        "run `rl run-resurrector`: it promotes scheduled tasks when due; without one they "
+        "never run")
     if live:
         from relier.phoenix.registry import unregistered_queued
 

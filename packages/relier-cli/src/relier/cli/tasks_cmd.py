@@ -88,17 +88,21 @@ def print_story(task_id: str) -> None:
 
     story = task_story(task_id, settings())
     rec = story.record
-    state = {"queued": "[yellow]queued[/yellow]", "running": "[cyan]running[/cyan]",
+    state = {"scheduled": "[blue]scheduled[/blue]", "queued": "[yellow]queued[/yellow]",
+             "running": "[cyan]running[/cyan]",
              "done": "[green]done[/green]", "dead": "[red]dead-lettered[/red]"}
     lines = [
         f"state      {state.get(rec.state, rec.state)}"
         + (f" (duplicate of {escape(rec.duplicate_of)})" if rec.duplicate_of else ""),
         f"task       {escape(rec.task_name)}  (queue {escape(rec.queue)}"
-        f"{', legacy message' * rec.legacy})",
+        f"{', legacy message' * rec.legacy}{', plain Celery task' * rec.plain})",
         f"attempt    {rec.attempt}   epoch {rec.epoch}   resurrections {rec.resurrections}"
         f"/{rec.max_resurrections}",
         f"dispatched {when(rec.dispatched_ms)}",
     ]
+    if rec.state == "scheduled" and rec.due_ms:
+        # Due on the Redis clock; the resurrector promotes it onto its queue then.
+        lines.append(f"due        {when(rec.due_ms)}")
     if rec.state == "running":
         lease = story.lease_expires_in_ms
         lines.append(f"running on {escape(story.owner_hostname or rec.owner)}, lease "

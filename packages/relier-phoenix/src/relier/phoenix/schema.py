@@ -101,6 +101,8 @@ class TaskJSON(msgspec.Struct, kw_only=True):
     lease_expires_in_s: float | None
     dispatched_at: str | None
     dispatched_ms: int | None
+    due_at: str | None
+    due_ms: int | None
     started_at: str | None
     started_ms: int | None
     ended_at: str | None
@@ -114,6 +116,7 @@ class TaskJSON(msgspec.Struct, kw_only=True):
     duplicate_of: str
     idempotency_key: str
     legacy: bool
+    plain: bool
     republished: int
     in_dlq: bool
     reason: str
@@ -141,6 +144,7 @@ def task_json(story: Any) -> TaskJSON:
         owner_hostname=story.owner_hostname,
         lease_expires_in_s=None if lease is None else _seconds(lease),
         dispatched_at=iso(rec.dispatched_ms), dispatched_ms=_ms(rec.dispatched_ms),
+        due_at=iso(rec.due_ms), due_ms=_ms(rec.due_ms),
         started_at=iso(rec.started_ms), started_ms=_ms(rec.started_ms),
         ended_at=iso(rec.ended_ms), ended_ms=_ms(rec.ended_ms),
         args=list(story.args) if decoded else None,
@@ -149,7 +153,7 @@ def task_json(story: Any) -> TaskJSON:
         payload_base64=None if decoded else base64.b64encode(rec.envelope).decode(),
         checkpoint_bytes=story.checkpoint_bytes, result=story.result,
         duplicate_of=rec.duplicate_of, idempotency_key=rec.idempotency_key,
-        legacy=rec.legacy, republished=rec.republished, in_dlq=story.in_dlq,
+        legacy=rec.legacy, plain=rec.plain, republished=rec.republished, in_dlq=story.in_dlq,
         reason=rec.reason, exception=rec.exc_type, message=rec.message,
         traceback=rec.traceback, dead_at=iso(rec.dead_ms), dead_ms=_ms(rec.dead_ms),
         history=[AttemptJSON.of(a) for a in rec.history],
