@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from relier_testing import tasks
-from relier_testing.helpers import counter, wait_for
+from relier_testing.helpers import counter, plain_message, wait_for
 from relier_testing.workers import WorkerProcess
 
 
@@ -41,7 +41,7 @@ def test_legacy_message_is_keyed_like_push(relier_worker: Callable[..., WorkerPr
     # The worker's adoption of a plain Celery message binds the same way as push does.
     relier_worker(concurrency=1)
     assert tasks.charge.push("cus_2", 700).get(timeout=20)["charge_number"] == 1
-    legacy = tasks.charge.delay(customer="cus_2", cents=700, seconds=0.0)
+    legacy = plain_message(tasks.charge, customer="cus_2", cents=700, seconds=0.0)
     rec = f"rl:t:{{{legacy.id}}}"
     wait_for(lambda: client.hget(rec, "s") in (b"done", b"dead"), 20,
              "the legacy message to be claimed")

@@ -54,3 +54,15 @@ def dispatch_raw(task_name: str, task_id: str, args: list[Any], *, version: int 
                                            envelope=sealed, max_resurrections=2)
                            ).kind == "accepted"
     return sealed
+
+
+def plain_message(task: Any, *args: Any, **kwargs: Any) -> Any:
+    """Send a plain Celery message of an ``@rl_task``, as a producer without Relier does.
+
+    (``.delay()`` of an ``@rl_task`` is a ``push``; such messages still arrive from producers
+    that do not run Relier, and the worker adopts them at pickup.)
+    """
+    from relier.tasks.app import app
+
+    return app.send_task(task.name, args=list(args), kwargs=kwargs,
+                         queue=task._relier_spec.options.queue)

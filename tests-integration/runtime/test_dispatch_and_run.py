@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from relier_testing import tasks
+from relier_testing.helpers import plain_message
 from relier_testing.workers import WorkerProcess
 
 
@@ -92,10 +93,24 @@ def test_thousand_pushes_reuse_connections(relier_env: dict[str, str]) -> None:
     assert client.llen("default") == 1001
 
 
+def test_delay_of_an_rl_task_is_a_push_recorded_at_dispatch(
+        relier_worker: Callable[..., WorkerProcess], relier_env: dict[str, str]) -> None:
+    client = redis.Redis.from_url(relier_env["RELIER_REDIS_URL"])
+    receipt = tasks.record.delay("via-delay")  # no worker yet: the record exists already
+    assert client.hget(f"rl:t:{{{receipt.id}}}", "s") == b"queued"
+    assert client.hget(f"rl:t:{{{receipt.id}}}", "lg") is None  # not a legacy adoption
+    later = tasks.record.apply_async(("via-apply",), countdown=1)
+    assert client.hget(f"rl:t:{{{later.id}}}", "s") == b"scheduled"
+    relier_worker(concurrency=1)
+    assert receipt.get(timeout=20) == "via-delay"
+    with pytest.raises(TypeError):
+        tasks.record.delay()  # a call that can never run is refused, as push refuses it
+
+
 def test_legacy_delay_runs_and_is_counted(relier_worker: Callable[..., WorkerProcess],
                                           relier_env: dict[str, str]) -> None:
     relier_worker(concurrency=1)
-    async_result = tasks.record.delay("legacy-1")
+    async_result = plain_message(tasks.record, "legacy-1")
     client = redis.Redis.from_url(relier_env["RELIER_REDIS_URL"])
     for _ in range(100):
         if client.get("test:done:legacy-1"):
@@ -110,7 +125,7 @@ def test_legacy_rejected_when_unsigned_not_accepted(
     relier_worker: Callable[..., WorkerProcess], relier_env: dict[str, str]
 ) -> None:
     relier_worker(concurrency=1, env={"RELIER_ACCEPT_UNSIGNED": "false"})
-    async_result = tasks.record.delay("legacy-2")
+    async_result = plain_message(tasks.record, "legacy-2")
     client = redis.Redis.from_url(relier_env["RELIER_REDIS_URL"])
     for _ in range(100):
         if client.zscore("rl:dlq", async_result.id) is not None:

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from relier_testing import runtime_tasks
-from relier_testing.helpers import KEYS, counter, record, wait_for
+from relier_testing.helpers import KEYS, counter, plain_message, record, wait_for
 from relier_testing.workers import ManagedProcess, WorkerProcess
 
 IMPORTS = {"RELIER_IMPORTS": "relier_testing.tasks,relier_testing.runtime_tasks"}
@@ -123,7 +123,7 @@ def test_unadoptable_legacy_message_is_dead_lettered_with_its_raw_body(
     client: redis.Redis, accept_unsigned: str,
 ) -> None:
     relier_worker(concurrency=1, env={**IMPORTS, "RELIER_ACCEPT_UNSIGNED": accept_unsigned})
-    task_id = runtime_tasks.echo.delay(float("nan")).id
+    task_id = plain_message(runtime_tasks.echo, float("nan")).id
     wait_for(lambda: client.zscore(KEYS.dlq, task_id) is not None, 20,
              "the legacy message in the DLQ")
     rec = record(client, task_id)
@@ -200,7 +200,7 @@ def test_unregistered_task_is_dead_lettered_promptly_naming_the_workers(
     lacking = relier_worker(concurrency=1)  # imports relier_testing.tasks only
     started = time.monotonic()
     receipt = runtime_tasks.echo.push(1)
-    legacy_id = runtime_tasks.echo.delay(2).id
+    legacy_id = plain_message(runtime_tasks.echo, 2).id
     wait_for(lambda: dead(client, receipt.id) and dead(client, legacy_id), 15,
              "both messages dead-lettered")
     assert time.monotonic() - started < 15  # not the ~61 s NeverClaimed path

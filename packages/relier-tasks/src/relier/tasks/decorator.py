@@ -31,7 +31,7 @@ from celery.local import Proxy
 from relier.core.pipeline import TaskOptions
 from relier.core.queues import ALL_QUEUES, DEFAULT_QUEUE, PUBLIC_QUEUES, RECOVERY_QUEUE
 from relier.core.settings import get_settings
-from relier.tasks.dispatch import dispatcher
+from relier.tasks.dispatch import NOW, dispatcher
 from relier.tasks.middleware import option_owners
 from relier.tasks.options import CallOptions, call_options, check_queue
 from relier.tasks.receipt import TaskReceipt
@@ -91,17 +91,31 @@ class RelierTask(Task):  # type: ignore[misc]  # Celery ships no type informatio
                                             countdown=countdown, eta=eta, expires=expires))
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-        """Legacy dispatch (plain, unsigned Celery message); prefer ``apush``/``push``.
+        """Celery's dispatch, kept for existing code; ``push``/``apush`` are the typed doors.
 
-        Kept working for existing code: when this process has no Relier-configured Celery
-        app, the message goes through the ready-made ``relier.tasks.app``.
+        With no options beyond ``queue``, ``countdown``, ``eta`` and ``expires`` (``.delay()``
+        passes none) the call is a ``push``: recorded, deduplicated and admitted at dispatch,
+        and the ``TaskReceipt`` returned has Celery's ``id``, ``get()``, ``status`` and
+        ``ready()``. Anything else (``link``, ``task_id``, ``headers``, a canvas) sends a plain
+        Celery message, adopted by the worker that picks it up; with no Relier-configured
+        Celery app in this process it goes through the ready-made ``relier.tasks.app``.
         """
+        given = {k: v for k, v in options.items() if v is not None}
+        if set(given) <= _PUSH_OPTIONS:
+            bound = self.with_options(**given) if given else None
+            call = bound.options if bound else NOW
+            return dispatcher().push(self._relier_spec, tuple(args or ()), dict(kwargs or {}),
+                                     call, celery_call=True)
         options.setdefault("queue", self._relier_spec.options.queue)
         if not self.app.conf.get("relier_installed"):
             from relier.tasks.app import app
 
             return app.send_task(self.name, args=args, kwargs=kwargs, **options)
         return super().apply_async(args, kwargs, **options)
+
+
+#: The ``apply_async`` options a ``push`` honours (``with_options``).
+_PUSH_OPTIONS = frozenset({"queue", "countdown", "eta", "expires"})
 
 
 class BoundCall:
@@ -157,7 +171,7 @@ class RelierTaskHandle(Protocol, Generic[P, R_co]):
         ...
 
     def delay(self, *args: Any, **kwargs: Any) -> Any:
-        """Celery's legacy dispatch (a plain message, adopted by the worker)."""
+        """Celery's dispatch: a ``push`` (returns its ``TaskReceipt``)."""
         ...
 
     def apply_async(self, *args: Any, **kwargs: Any) -> Any:
@@ -243,7 +257,8 @@ def _decorate(fn: Callable[..., Any], values: dict[str, Any], owners: list[Any]
     for owner in owners:
         owner.check_options(options, fn)
     spec = TaskSpec(fn=fn, options=options, accepts_ctx=accepts_ctx(fn))
-    # Its .delay() keeps the path where the worker adopts it (not a plain record).
+    # A plain Celery message of it (send_task, a canvas) is adopted by the worker that picks
+    # it up, from its own signature; the recording transport leaves it alone.
     RELIER_TASK_NAMES.add(name)
 
     def run(self: RelierTask, *args: Any, **kwargs: Any) -> None:

@@ -37,7 +37,7 @@ from relier.tasks.receipt import TaskReceipt
 from relier.tasks.runtime import TaskSpec, process_loop
 from relier.tasks.sealing import CallSealer
 
-__all__ = ["Dispatcher", "dispatcher"]
+__all__ = ["NOW", "Dispatcher", "dispatcher"]
 
 #: A dispatch with no per-call options: now, on the task's own queue, never expiring.
 NOW = CallOptions()
@@ -97,13 +97,18 @@ class Dispatcher:
         return _Prepared(task_id, prepared, scopes)
 
     def push(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
-             call: CallOptions = NOW) -> TaskReceipt[Any]:
-        """Dispatch from synchronous code."""
+             call: CallOptions = NOW, *, celery_call: bool = False) -> TaskReceipt[Any]:
+        """Dispatch from synchronous code.
+
+        ``celery_call``: the call is Celery's ``.delay()``/``.apply_async()``, which blocks an
+        event loop it is called on exactly as vanilla Celery's publish does; ``push`` refuses
+        to, so that async code uses ``apush``.
+        """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if loop is not None and not process_loop().is_current(loop):
+        if loop is not None and not celery_call and not process_loop().is_current(loop):
             raise RuntimeError(
                 f"{spec.name}.push() was called on a thread whose event loop is running; "
                 f"it would block that loop. Use `await {spec.name.rsplit('.', 1)[-1]}"

@@ -19,7 +19,8 @@ an ``@rl_task``, protocol 1) goes through kombu untouched.
 - A message kombu hands back (``Reject(requeue=True)``, a shutdown returning prefetched
   messages) is not sealed again from the copy in hand, which may be a forged one the worker
   never ran: the ledger re-publishes its own sealed copy instead (``Ledger.redeliver``).
-- ``.delay()`` of an ``@rl_task`` keeps today's path (adopted at pickup): use ``push``.
+- ``.delay()`` of an ``@rl_task`` is a ``push`` (``RelierTask.apply_async``); a plain
+  message of one sent another way is adopted by the worker at pickup.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ __all__ = ["PlainRecorder", "SentinelTransport", "Transport", "recorder", "trans
 
 log = logging.getLogger("relier.tasks.transport")
 
-#: Names of the ``@rl_task`` functions of this process: their ``.delay()`` keeps the legacy
-#: path (adopted at pickup, where the envelope is built from the function's signature).
+#: Names of the ``@rl_task`` functions of this process. Their ``.delay()`` is a ``push``; a
+#: plain message of one (``send_task``, a canvas) is adopted at pickup, where the envelope is
+#: built from the function's signature.
 RELIER_TASK_NAMES: set[str] = set()
 
 
