@@ -116,10 +116,11 @@ def _reset_relier() -> None:
 
     reset_settings(None)
     try:
-        from relier.tasks import dispatch
+        from relier.tasks import dispatch, transport
     except ImportError:
         return
     dispatch.reset_dispatcher(None)
+    transport.reset_recorder()  # the plain-message recorder keeps the settings it was built on
 
 
 @pytest.fixture

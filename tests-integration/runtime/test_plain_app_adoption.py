@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 import pytest
 import redis
@@ -152,3 +153,81 @@ def test_a_countdown_beyond_the_visibility_timeout(
         assert set(_records(client).values()) == {"done"}
     else:
         assert runs >= 2, "vanilla's visibility-timeout duplicate (if this fails, kombu fixed it)"
+
+
+@SIDES
+def test_a_deploy_sigterm_then_sigkill_after_the_grace_period(
+    with_relier: bool, relier_env: dict[str, str],
+    worker_factory: Callable[..., WorkerProcess],
+    resurrector: Callable[..., WorkerProcess], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A deploy as an orchestrator does it: SIGTERM, then SIGKILL when the grace period (2 s
+    here) runs out before the running task ends. Celery's default early ack: vanilla loses the
+    interrupted run; Relier resurrects it. Every other task runs once on both sides."""
+    plain_app, env = _app(with_relier, False, monkeypatch, relier_env)
+    client = redis.Redis.from_url(relier_env["RELIER_REDIS_URL"])
+    resurrector()
+    worker = worker_factory("relier_testing.plain_app", env=env, queues=QUEUES,
+                            concurrency=1).wait_ready()
+    keys = [f"deploy{i}" for i in range(3)]
+    for key in keys:
+        plain_app.slow.delay(key, 4.0)
+    wait_for(lambda: counter(client, "started", keys[0]), 20, "the first task started")
+    worker.signal(signal.SIGTERM)
+    time.sleep(2.0)
+    worker.kill_group(signal.SIGKILL)
+    worker.wait(10)
+    worker_factory("relier_testing.plain_app", env=env, queues=QUEUES,
+                   concurrency=1).wait_ready()
+    if with_relier:
+        wait_for(lambda: all(counter(client, "done", k) for k in keys), 60,
+                 "every task ran to the end after the deploy")
+        wait_for(lambda: set(_records(client).values()) == {"done"}, 20, "records done")
+        time.sleep(6)  # kombu's own redelivery (visibility timeout 4 s) comes and is dropped
+        assert [counter(client, "done", k) for k in keys] == [1, 1, 1]
+    else:
+        wait_for(lambda: all(counter(client, "done", k) for k in keys[1:]), 60,
+                 "the waiting tasks ran (kombu restored them)")
+        time.sleep(6)
+        assert counter(client, "done", keys[0]) == 0, "vanilla lost the interrupted run"
+
+
+@SIDES
+def test_a_redis_restart_from_aof_during_work(
+    with_relier: bool, relier_env: dict[str, str],
+    worker_factory: Callable[..., WorkerProcess],
+    resurrector: Callable[..., WorkerProcess], monkeypatch: pytest.MonkeyPatch,
+    local_redis_factory: Callable[..., Any],
+) -> None:
+    """Redis SIGKILLed and restarted from its AOF while tasks run (Celery's early ack)."""
+    from relier.core.settings import reset_settings
+    from relier.tasks.transport import reset_recorder
+
+    server = local_redis_factory()
+    monkeypatch.setenv("RELIER_REDIS_URL", server.url)
+    reset_settings(None)
+    reset_recorder()  # this process's recorder was built on the suite's Redis
+    plain_app, env = _app(with_relier, False, monkeypatch, {**relier_env,
+                                                           "RELIER_REDIS_URL": server.url})
+    client = redis.Redis.from_url(server.url)
+    if with_relier:
+        resurrector(env={"RELIER_REDIS_URL": server.url})
+    worker_factory("relier_testing.plain_app", env=env, queues=QUEUES,
+                   concurrency=2).wait_ready()
+    keys = [f"aof{i}" for i in range(12)]
+    for key in keys:
+        plain_app.slow.delay(key, 0.5)
+    time.sleep(1.0)
+    server.kill()
+    time.sleep(1.0)
+    server.restart()
+    # Neither side may lose a task (vanilla does not, with an AOF on every write): installing
+    # Relier must not make a Redis restart worse.
+    try:
+        wait_for(lambda: all(counter(client, "done", k) for k in keys), 90,
+                 "every task ran to the end after the restart")
+        if with_relier:
+            wait_for(lambda: set(_records(client).values()) == {"done"}, 30, "records done")
+    except AssertionError:
+        raise AssertionError(f"done {[counter(client, 'done', k) for k in keys]}, "
+                             f"records {sorted(_records(client).values())}") from None
