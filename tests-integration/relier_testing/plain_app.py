@@ -21,7 +21,9 @@ app = Celery("plain_app", broker=os.environ["RELIER_REDIS_URL"], set_as_current=
 app.conf.update(task_acks_late=os.environ.get("PLAIN_APP_ACKS_LATE", "1") == "1",
                 broker_transport_options={
                     "visibility_timeout": 4, "unacked_restore_interval": 1,
-                    "unacked_restore_throttle": 1})
+                    "unacked_restore_throttle": 1},
+                # A routed task: workers consume the app's own queues, as they always did.
+                task_routes={"relier_testing.plain_app.routed": {"queue": "emails"}})
 if os.environ.get("PLAIN_APP_RELIER", "1") == "1":
     from relier import install
 
@@ -49,6 +51,15 @@ def _incr(key: str) -> None:
 @app.task
 def slow(key: str, seconds: float) -> str:
     """Counts its starts and its completions under ``key``."""
+    _incr(f"test:started:{key}")
+    time.sleep(seconds)
+    _incr(f"test:done:{key}")
+    return key
+
+
+@app.task
+def routed(key: str, seconds: float) -> str:
+    """``slow``, routed to the app's own ``emails`` queue by ``task_routes``."""
     _incr(f"test:started:{key}")
     time.sleep(seconds)
     _incr(f"test:done:{key}")

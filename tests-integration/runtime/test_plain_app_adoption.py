@@ -231,3 +231,43 @@ def test_a_redis_restart_from_aof_during_work(
     except AssertionError:
         raise AssertionError(f"done {[counter(client, 'done', k) for k in keys]}, "
                              f"records {sorted(_records(client).values())}") from None
+
+
+@SIDES
+def test_a_chain_killed_mid_step_and_a_routed_task(
+    with_relier: bool, relier_env: dict[str, str],
+    worker_factory: Callable[..., WorkerProcess],
+    resurrector: Callable[..., WorkerProcess], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A chain whose first step's worker is SIGKILLed mid-step, and a task routed to the app's
+    own queue by ``task_routes``, killed the same way (Celery's default early ack). Vanilla
+    loses both runs, and the chain's next step with them; Relier resumes both, and the chain
+    goes on from the resurrected step."""
+    from celery import chain
+
+    plain_app, env = _app(with_relier, False, monkeypatch, relier_env)
+    client = redis.Redis.from_url(relier_env["RELIER_REDIS_URL"])
+    queues = ("celery", "emails", "re-queue")
+    resurrector()
+    worker = worker_factory("relier_testing.plain_app", env=env, queues=queues,
+                            concurrency=2).wait_ready()
+    chain(plain_app.slow.si("step1", 2.0), plain_app.slow.si("step2", 0.1)).delay()
+    plain_app.routed.delay("routed", 2.0)
+    wait_for(lambda: counter(client, "started", "step1") and counter(client, "started",
+                                                                       "routed"),
+             20, "the first step and the routed task started")
+    worker.kill_group(signal.SIGKILL)
+    worker.wait(10)
+    worker_factory("relier_testing.plain_app", env=env, queues=queues,
+                   concurrency=2).wait_ready()
+    keys = ("step1", "step2", "routed")
+    if with_relier:
+        wait_for(lambda: all(counter(client, "done", k) for k in keys), 60,
+                 "both steps and the routed task ran to the end")
+        wait_for(lambda: set(_records(client).values()) == {"done"}, 20, "records done")
+        time.sleep(3)
+        assert [counter(client, "done", k) for k in keys] == [1, 1, 1]
+    else:
+        time.sleep(10)
+        assert [counter(client, "done", k) for k in keys] == [0, 0, 0], \
+            "vanilla lost the interrupted step (and the rest of the chain) and the routed run"
