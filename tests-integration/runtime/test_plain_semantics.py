@@ -162,3 +162,16 @@ def test_a_message_from_a_producer_without_relier_is_adopted(
     rec = _ended(client, task_id)
     assert rec["s"] == "done"
     assert float(client.get("test:stamp:foreign") or 0) >= sent + 1.5
+
+
+def test_a_plain_message_for_an_unknown_task_is_dead_lettered_with_its_message(
+        plain: ModuleType, client: redis.Redis) -> None:
+    """A typo in ``send_task`` (or a worker fleet that lacks the task): recorded at publish,
+    and dead-lettered with the message it was sent as, never dropped."""
+    task_id = plain.app.send_task("relier_testing.plain_app.no_such_task", args=[1]).id
+    rec = _ended(client, task_id)
+    assert rec["s"] == "dead", rec
+    assert rec["dr"] == "UnregisteredTask", rec
+    assert "no_such_task" in rec["dm"]
+    assert client.zscore("rl:dlq", task_id) is not None
+    assert b"no_such_task" in (client.get(f"rl:e:{{{task_id}}}") or b"")  # the message kept
