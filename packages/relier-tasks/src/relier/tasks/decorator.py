@@ -31,7 +31,7 @@ from celery.local import Proxy
 from relier.core.pipeline import TaskOptions
 from relier.core.queues import ALL_QUEUES, DEFAULT_QUEUE, PUBLIC_QUEUES, RECOVERY_QUEUE
 from relier.core.settings import get_settings
-from relier.tasks.dispatch import NOW, dispatcher
+from relier.tasks.dispatch import dispatcher
 from relier.tasks.middleware import option_owners
 from relier.tasks.options import CallOptions, call_options, check_queue
 from relier.tasks.receipt import TaskReceipt
@@ -102,8 +102,7 @@ class RelierTask(Task):  # type: ignore[misc]  # Celery ships no type informatio
         """
         given = {k: v for k, v in options.items() if v is not None}
         if set(given) <= _PUSH_OPTIONS:
-            bound = self.with_options(**given) if given else None
-            call = bound.options if bound else NOW
+            call = call_options(self.name, get_settings(), **given)
             return dispatcher().push(self._relier_spec, tuple(args or ()), dict(kwargs or {}),
                                      call, celery_call=True)
         options.setdefault("queue", self._relier_spec.options.queue)
