@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -93,3 +94,63 @@ def test_two_beats_run_each_occurrence_once(
     client.delete("test:beat:ticks")
     time.sleep(5 * EVERY)
     assert len(_ticks(client)) >= 3, "the remaining beat's occurrences run"
+
+
+@pytest.fixture
+def shop(relier_env: dict[str, str]) -> Any:
+    from celery import Celery
+
+    from relier import install
+
+    app = Celery("shop", broker=relier_env["RELIER_REDIS_URL"], set_as_current=False)
+    return install(app)
+
+
+def _sent(client: redis.Redis, task_id: str) -> bool:
+    return bool(client.exists(f"rl:t:{{{task_id}}}"))
+
+
+def test_only_the_scheduler_marks_an_occurrence_never_a_message_header(
+        shop: Any, relier_env: dict[str, str]) -> None:
+    """A publisher's own headers cannot pass for a beat send (and silence the entry)."""
+    from relier.tasks.beat import _occurrence
+
+    client = redis.Redis.from_url(relier_env["RELIER_REDIS_URL"])
+    forged = shop.send_task("shop.tick", headers={"rl_beat_entry": "tick",
+                                                  "rl_beat_gap_ms": 10**13}).id
+    with _occurrence("tick", 5_000):
+        beat = shop.send_task("shop.tick").id
+    assert _sent(client, forged)
+    assert _sent(client, beat), "a header written by a publisher silenced the beat entry"
+
+
+def test_occurrences_are_per_task_and_entry_and_a_retry_is_never_one(
+        shop: Any, relier_env: dict[str, str]) -> None:
+    from relier.tasks.beat import _occurrence
+
+    client = redis.Redis.from_url(relier_env["RELIER_REDIS_URL"])
+    with _occurrence("cleanup", 5_000):
+        first = shop.send_task("billing.cleanup").id
+        other_app = shop.send_task("mail.cleanup").id  # another app's entry of the same name
+        second_beat = shop.send_task("billing.cleanup").id
+        retry = shop.send_task("billing.cleanup", task_id=first).id  # the same id again
+    assert _sent(client, first)
+    assert _sent(client, other_app)
+    assert not _sent(client, second_beat), "the second beat's send of one occurrence"
+    assert retry == first
+    # first, the other app's and the re-dispatch: three messages, the second beat's none.
+    assert client.llen("celery") == 3, "the re-dispatch of an existing id was dropped"
+
+
+def test_a_marker_of_a_longer_period_does_not_swallow_a_shorter_schedule(
+        shop: Any, relier_env: dict[str, str]) -> None:
+    """The entry's schedule went from hourly to every 2 s: the next sends are new ones."""
+    from relier.tasks.beat import _occurrence
+
+    client = redis.Redis.from_url(relier_env["RELIER_REDIS_URL"])
+    with _occurrence("report", 3_240_000):
+        hourly = shop.send_task("shop.report").id
+    with _occurrence("report", 1_800):
+        now = shop.send_task("shop.report").id
+    assert _sent(client, hourly)
+    assert _sent(client, now), "a marker left by the old period lost a run of the new one"

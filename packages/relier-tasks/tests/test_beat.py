@@ -32,6 +32,21 @@ def test_a_crontab_entry_is_one_occurrence_until_shortly_before_the_next() -> No
     assert 0 < gap <= int(60_000 * GAP_FRACTION)
 
 
+def test_a_schedule_that_answers_no_usable_gap_is_sent_without_deduplication() -> None:
+    app = Celery("shop", set_as_current=False)
+
+    class Odd(schedule):  # type: ignore[misc]
+        def __init__(self, answer: object) -> None:
+            super().__init__(timedelta(seconds=1), app=app)
+            self.answer = answer
+
+        def is_due(self, last_run_at: object) -> tuple[bool, object]:
+            return False, self.answer
+
+    for answer in (float("inf"), float("nan"), 1e300, -5, None, "soon"):
+        assert occurrence_gap_ms(_entry(app, Odd(answer))) == 0, answer
+
+
 def test_install_replaces_only_celerys_default_scheduler() -> None:
     default = Celery("shop", broker=SETTINGS.redis_url, set_as_current=False)
     install(default, SETTINGS)

@@ -25,6 +25,8 @@ def test_countdown_eta_and_expires_become_a_delay_and_an_absolute_expiry() -> No
     assert 88 < due.delay_s <= 90
     naive_utc = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=50)
     assert 48 < call_options("shop.mail", SETTINGS, eta=naive_utc).delay_s <= 50
+    iso = (datetime.now(UTC) + timedelta(seconds=40)).isoformat()
+    assert 38 < call_options("shop.mail", SETTINGS, eta=iso).delay_s <= 40  # as Celery takes it
     past = call_options("shop.mail", SETTINGS, eta=datetime.now(UTC) - timedelta(hours=1))
     assert past.delay_s == 0.0  # as in Celery, an eta in the past runs now
 
@@ -35,11 +37,12 @@ def test_countdown_eta_and_expires_become_a_delay_and_an_absolute_expiry() -> No
     ({"countdown": -1}, ValueError, "negative"),
     ({"countdown": 400 * 86_400}, ValueError, "RELIER_MAX_COUNTDOWN"),
     ({"countdown": 5, "eta": datetime.now(UTC)}, ValueError, "not both"),
-    ({"countdown": "5"}, TypeError, "a number of seconds"),
-    ({"countdown": float("nan")}, TypeError, "a number of seconds"),
+    ({"countdown": "5"}, TypeError, "number of seconds"),
+    ({"countdown": float("nan")}, TypeError, "number of seconds"),
     ({"expires": 0}, ValueError, "above 0"),
     ({"countdown": 60, "expires": 30}, ValueError, "before the task is due"),
-    ({"eta": "tomorrow"}, TypeError, "use a datetime"),
+    ({"eta": "tomorrow"}, TypeError, "not an ISO 8601 time"),
+    ({"countdown": 10**400}, TypeError, "finite"),
 ])
 def test_bad_options_are_refused_with_the_fix(options: dict[str, object],
                                               error: type[Exception], says: str) -> None:

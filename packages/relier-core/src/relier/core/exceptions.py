@@ -234,14 +234,16 @@ class TaskTimeoutError(RelierError, TimeoutError):
 class TaskExpiredError(RelierError):
     """A task was not started before its ``expires`` time; it is dead-lettered unrun."""
 
-    def __init__(self, task_name: str, expires_at: float) -> None:
+    def __init__(self, task_name: str, expires_at: float, attempt: int = 1) -> None:
         self.task_name = task_name
         self.expires_at = expires_at
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires_at))
+        what = ("before it started, so it was not run" if attempt <= 1 else
+                f"before attempt {attempt} could start (an earlier attempt started and lost "
+                "its worker), so it was not run again")
         super().__init__(
-            f"{task_name!r} expired at {when} before it started, so it was not run. The "
-            "expiry is sealed in the task (a release would expire it again): dispatch it "
-            "anew if it is still wanted."
+            f"{task_name!r} expired at {when} {what}. The expiry is sealed in the task (a "
+            "release would expire it again): dispatch it anew if it is still wanted."
         )
 
 

@@ -123,9 +123,13 @@ class Keys:
         """Marker of an idempotent task's key (hash)."""
         return f"{self.prefix}:i:{task_name}:{digest}"
 
-    def beat_occurrence(self, entry: str) -> str:
-        """Task id of a beat entry's last sent occurrence (string, expires after its gap)."""
-        return f"{self.prefix}:beat:{entry}"
+    def beat_occurrence(self, occurrence: str) -> str:
+        """Task id of a beat entry's last sent occurrence (string, expires after its gap).
+
+        ``occurrence`` is ``<task name>:<entry name>``: two apps on one Redis may both have
+        an entry called ``cleanup``.
+        """
+        return f"{self.prefix}:beat:{occurrence}"
 
     def lock(self, key: str) -> str:
         """Marker of an ``idempotency_lock`` key (hash)."""

@@ -59,7 +59,7 @@ class DispatchRequest(msgspec.Struct, frozen=True, kw_only=True):
         from_epoch: > 0 when the publisher is that run of this very task (fences a zombie's
             retry).
         priority: kombu's priority step of the message (its list is another key).
-        occurrence / occurrence_gap_ms: A Celery beat entry's name and the time within which
+        occurrence / occurrence_gap_ms: ``<task>:<beat entry>`` and the time within which
             another send of it is the same occurrence ('' / 0: not a beat send).
     """
 

@@ -46,7 +46,7 @@ class EnvelopeMiddleware(Middleware):
                 f"{job.options.name}[{job.task_id}]", job.sealed,
             )
         if envelope.headers.expires_at and time.time() > envelope.headers.expires_at:
-            raise TaskExpiredError(job.options.name, envelope.headers.expires_at)
+            raise TaskExpiredError(job.options.name, envelope.headers.expires_at, job.attempt)
         envelope = migrations.upgrade(envelope, job.sealed)
         job.args, job.kwargs, job.trace = envelope.args, envelope.kwargs, envelope.headers.trace
 

@@ -60,8 +60,8 @@ def check_queue(task: str, queue: Any, settings: Settings) -> str:
 
 
 def call_options(task: str, settings: Settings, *, queue: str | None = None,
-                 countdown: float | None = None, eta: datetime | None = None,
-                 expires: float | datetime | None = None) -> CallOptions:
+                 countdown: float | None = None, eta: datetime | str | None = None,
+                 expires: float | datetime | str | None = None) -> CallOptions:
     """Check per-call options and turn them into a ``CallOptions``.
 
     Raises:
@@ -87,7 +87,7 @@ def call_options(task: str, settings: Settings, *, queue: str | None = None,
         )
     expires_at = 0.0
     if expires is not None:
-        if isinstance(expires, datetime):
+        if isinstance(expires, datetime | str):
             expires_at = _timestamp(task, "expires", expires)
         else:
             seconds = _seconds(task, "expires", expires)
@@ -103,12 +103,22 @@ def call_options(task: str, settings: Settings, *, queue: str | None = None,
 
 
 def _seconds(task: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise TypeError(f"{task}: {name}={value!r}; use a number of seconds")
-    return float(value)
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                not math.isfinite(value):
+            raise TypeError
+        return float(value)
+    except (TypeError, OverflowError):
+        raise TypeError(f"{task}: {name}={value!r}; use a (finite) number of seconds") from None
 
 
 def _timestamp(task: str, name: str, value: Any) -> float:
+    if isinstance(value, str):  # Celery also takes an ISO 8601 string
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise TypeError(f"{task}: {name}={value!r} is not an ISO 8601 time; use a "
+                            "datetime") from None
     if not isinstance(value, datetime):
         raise TypeError(f"{task}: {name}={value!r}; use a datetime")
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()

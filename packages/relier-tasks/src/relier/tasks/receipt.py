@@ -14,7 +14,8 @@ from relier.phoenix.ledger import Ledger
 __all__ = ["TaskReceipt"]
 
 #: Ledger states as the familiar Celery names.
-STATUS = {"queued": "PENDING", "running": "STARTED", "done": "SUCCESS", "dead": "FAILURE"}
+STATUS = {"scheduled": "PENDING", "queued": "PENDING", "running": "STARTED",
+          "done": "SUCCESS", "dead": "FAILURE"}
 _MISSING: Any = object()
 _FIELDS = (STATE, RESULT, DUPLICATE_OF, DEAD_REASON, EXC_MESSAGE)
 

@@ -45,7 +45,7 @@ from relier.core.settings import Settings, get_settings
 from relier.envelope import Keyring, seal_bytes
 from relier.phoenix import Ledger
 from relier.phoenix.broker import RELIER_HEADER
-from relier.tasks.beat import HEADER_ENTRY, HEADER_GAP
+from relier.tasks.beat import current_occurrence
 
 __all__ = ["PlainRecorder", "SentinelTransport", "Transport", "recorder", "transport_for"]
 
@@ -102,13 +102,14 @@ class PlainRecorder:
             return
         stored = stored_message(message)
         scopes = self.admission.scopes(queue) if self.admission.enabled else ()
-        entry, gap_ms = _beat_occurrence(headers)
+        entry, gap_ms = current_occurrence()
         request = DispatchRequest(
             task_id=task_id, task_name=name, queue=queue,
             envelope=seal_bytes(stored, self.keyring),
             max_resurrections=self.settings.max_resurrections, admission=scopes,
             delay_ms=delay_ms, plain=True, from_epoch=_publishing_epoch(task_id),
-            priority=priority, occurrence=entry, occurrence_gap_ms=gap_ms,
+            priority=priority, occurrence=f"{name}:{entry}" if entry else "",
+            occurrence_gap_ms=gap_ms,
         )
         prepared = self.ledger.prepare_dispatch(request, stored)
         reply = self.ledger.record_dispatch(prepared)
@@ -158,14 +159,6 @@ class PlainRecorder:
                     f"release it (`rl dlq show {task_id}`)",
             outcome="rejected", raw=stored_message(message), task_name=name, queue=queue,
         )
-
-
-def _beat_occurrence(headers: dict[str, Any]) -> tuple[str, int]:
-    """The beat entry and occurrence gap a ``relier.tasks.beat`` scheduler put on a send."""
-    entry, gap = headers.get(HEADER_ENTRY), headers.get(HEADER_GAP)
-    if not isinstance(entry, str) or not entry or not isinstance(gap, int) or gap <= 0:
-        return "", 0
-    return entry, gap
 
 
 class _BadEtaError(ValueError):

@@ -25,6 +25,7 @@
 -- KEYS[8] scheduled     the message a scheduled task's promotion pushes (string)
 -- KEYS[9] dlq           dead-letter index (a re-dispatched dead task leaves it)
 -- KEYS[10] occurrence   last sent occurrence of a beat entry (ignored when ARGV[12] is 0)
+--                       for a new id: a re-dispatch is never an occurrence
 -- KEYS[11..] admission  one sliding-window zset per admission scope (ARGV[13] of them)
 -- ARGV[1] task_id
 -- ARGV[2] task_name
@@ -66,10 +67,13 @@ local from_epoch = tonumber(ARGV[11])
 local occurrence, occ_gap = KEYS[10], tonumber(ARGV[12])
 
 -- Two beat processes (a deploy mistake) send each occurrence of an entry once each; the first
--- send within the gap wins and the second writes nothing. The marker expires by itself.
-if occ_gap > 0 then
-  local sent = redis.call('GET', occurrence)
-  if sent then return {5, sent} end
+-- send within the gap wins and the second writes nothing. The marker expires by itself; one
+-- with more time left than this send's gap was set under a longer period (the schedule was
+-- changed) and is not this occurrence. A re-dispatch of an existing id (a retry) is never an
+-- occurrence.
+if occ_gap > 0 and redis.call('EXISTS', record) == 0 then
+  local left = redis.call('PTTL', occurrence)
+  if left > 0 and left <= occ_gap then return {5, redis.call('GET', occurrence)} end
 end
 
 -- A duplicate of a live or finished idempotent task returns that task: no admission is spent
